@@ -1,0 +1,297 @@
+"""Character sheets: the data a dialogue persona needs to speak as one character.
+
+A sheet is plain data. It is loaded from the bundled TOML files (`load_sheet`, `load_bundled`),
+from Character Cards (see `cards.py`), or from a dict stored in the database (`from_dict`).
+Every way in goes through `validate()`, so a sheet that exists is a sheet within limits.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from personaweb.llm.types import LLMProfile
+
+STRATEGIES = ("single", "nested", "linear")
+"""How a reply is produced; see DESIGN.md, 'strategy'."""
+
+# The repository's bundled sheets: <repo>/characters/*.toml.
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "characters"
+
+# Limits. They keep prompts bounded and make imported cards fail loudly instead of
+# silently blowing up a context window.
+MAX_NAME = 80
+MAX_SLUG = 80
+MAX_DESCRIPTION = 8000
+MAX_PERSONALITY = 4000
+MAX_MOOD = 1000
+MAX_GREETING = 4000
+MAX_SCENARIO = 8000
+MAX_CREATOR_NOTES = 8000
+MAX_GOALS = 50
+MAX_GOAL = 500
+MAX_SAMPLE_LINES = 200
+MAX_SAMPLE_LINE = 1000
+MAX_TAGS = 50
+MAX_TAG = 64
+MAX_PROFILES = 16
+MAX_TEMPERATURE = 2.0
+MAX_TOKENS = 32768
+
+_SLUG_RE = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
+_ROLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class CharacterError(ValueError):
+    """A character sheet is invalid or could not be loaded. The message names the field."""
+
+
+@dataclass
+class CharacterSheet:
+    """One character: who they are, how they talk, and how their replies are produced."""
+
+    name: str
+    """Display name, e.g. "Sara Wilcox"."""
+    slug: str = ""
+    """Stable identifier used in persona paths (`director/sara_wilcox/...`); derived from name."""
+    description: str = ""
+    """Who the character is: background, situation, relationships."""
+    personality: str = ""
+    """Temperament and manner, in a sentence or two."""
+    mood: str = ""
+    """Initial mood at the start of a conversation."""
+    goals: list[str] = field(default_factory=list)
+    """What the character wants; the linear strategy tracks recent lines against these."""
+    sample_lines: list[str] = field(default_factory=list)
+    """Lines in the character's voice; the style rewriter imitates them."""
+    greeting: str = ""
+    """Optional first message the character opens a chat with."""
+    strategy: str = "nested"
+    """How replies are produced: single, nested or linear."""
+    profiles: dict[str, LLMProfile] = field(default_factory=dict)
+    """LLM profile per persona role (responder, style_rewriter, orchestrator, alignment...)."""
+    talkativeness: float = 0.5
+    """How readily the character speaks up in a group chat, 0 (never) to 1 (always)."""
+    tags: list[str] = field(default_factory=list)
+    """Free-form labels for browsing."""
+    scenario: str = ""
+    """The situation a chat starts in (Character Card `scenario`)."""
+    creator_notes: str = ""
+    """Notes from the author for people using the character (Character Card `creator_notes`)."""
+    extensions: dict[str, Any] = field(default_factory=dict)
+    """Character Card `data.extensions` keys other than ours, kept so export loses nothing."""
+    card_extras: dict[str, Any] = field(default_factory=dict)
+    """Other Character Card `data` keys (creator, character_book, assets...), kept verbatim."""
+
+    def __post_init__(self) -> None:
+        if not self.slug and isinstance(self.name, str):
+            self.slug = slugify(self.name)
+
+    def validate(self) -> CharacterSheet:
+        """Raise CharacterError naming the first bad field; return self so calls chain."""
+        _check_text("name", self.name, MAX_NAME, required=True)
+        _check_text("slug", self.slug, MAX_SLUG, required=True)
+        if not _SLUG_RE.match(self.slug):
+            raise CharacterError(
+                f"slug: {self.slug!r} must be lowercase letters and digits joined by single '_'"
+            )
+        _check_text("description", self.description, MAX_DESCRIPTION)
+        _check_text("personality", self.personality, MAX_PERSONALITY)
+        _check_text("mood", self.mood, MAX_MOOD)
+        _check_text("greeting", self.greeting, MAX_GREETING)
+        _check_text("scenario", self.scenario, MAX_SCENARIO)
+        _check_text("creator_notes", self.creator_notes, MAX_CREATOR_NOTES)
+        _check_list("goals", self.goals, MAX_GOALS, MAX_GOAL)
+        _check_list("sample_lines", self.sample_lines, MAX_SAMPLE_LINES, MAX_SAMPLE_LINE)
+        _check_list("tags", self.tags, MAX_TAGS, MAX_TAG)
+        if self.strategy not in STRATEGIES:
+            raise CharacterError(
+                f"strategy: {self.strategy!r} is not one of {', '.join(STRATEGIES)}"
+            )
+        _check_fraction("talkativeness", self.talkativeness)
+        _check_profiles(self.profiles)
+        for name, value in (("extensions", self.extensions), ("card_extras", self.card_extras)):
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise CharacterError(f"{name}: must be a table with string keys")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict; `from_dict(to_dict())` gives an equal sheet."""
+        return {
+            "slug": self.slug,
+            "name": self.name,
+            "description": self.description,
+            "personality": self.personality,
+            "mood": self.mood,
+            "goals": list(self.goals),
+            "sample_lines": list(self.sample_lines),
+            "greeting": self.greeting,
+            "strategy": self.strategy,
+            "profiles": {role: p.to_dict() for role, p in self.profiles.items()},
+            "talkativeness": self.talkativeness,
+            "tags": list(self.tags),
+            "scenario": self.scenario,
+            "creator_notes": self.creator_notes,
+            "extensions": dict(self.extensions),
+            "card_extras": dict(self.card_extras),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CharacterSheet:
+        """Build and validate a sheet. Unknown keys are an error: they are usually typos."""
+        if not isinstance(data, Mapping):
+            raise CharacterError("sheet: must be a table of fields")
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise CharacterError(f"{unknown[0]}: unknown field")
+        if "name" not in data:
+            raise CharacterError("name: required")
+        values = dict(data)
+        values["profiles"] = parse_profiles(values.get("profiles", {}))
+        if "talkativeness" in values:
+            values["talkativeness"] = _as_number("talkativeness", values["talkativeness"])
+        return cls(**values).validate()
+
+    def with_changes(self, **changes: Any) -> CharacterSheet:
+        """A validated copy with some fields replaced."""
+        return replace(self, **changes).validate()
+
+
+def slugify(name: str) -> str:
+    """ "Sara Wilcox" -> "sara_wilcox": ASCII, lowercase, words joined by '_'."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    words = re.findall(r"[a-z0-9]+", ascii_name.lower())
+    return "_".join(words)[:MAX_SLUG].strip("_")
+
+
+def parse_profiles(raw: Any) -> dict[str, LLMProfile]:
+    """Turn `{role: {model, temperature, ...}}` into LLMProfiles, rejecting unknown keys."""
+    if not isinstance(raw, Mapping):
+        raise CharacterError("profiles: must be a table of role -> profile")
+    known = set(LLMProfile.__dataclass_fields__)
+    profiles: dict[str, LLMProfile] = {}
+    for role, value in raw.items():
+        if isinstance(value, LLMProfile):
+            profiles[str(role)] = value
+            continue
+        if not isinstance(value, Mapping):
+            raise CharacterError(f"profiles.{role}: must be a table")
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise CharacterError(f"profiles.{role}.{unknown[0]}: unknown field")
+        try:
+            profiles[str(role)] = LLMProfile.from_dict(dict(value))
+        except TypeError as exc:  # pragma: no cover - from_dict filters keys already
+            raise CharacterError(f"profiles.{role}: {exc}") from exc
+    return profiles
+
+
+def load_sheet(path: str | Path) -> CharacterSheet:
+    """Load one TOML sheet. Errors name the file and the field."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CharacterError(f"{path.name}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CharacterError(f"{path.name}: not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise CharacterError(f"{path.name}: invalid TOML: {exc}") from exc
+    try:
+        return CharacterSheet.from_dict(data)
+    except CharacterError as exc:
+        raise CharacterError(f"{path.name}: {exc}") from exc
+    except TypeError as exc:
+        raise CharacterError(f"{path.name}: {exc}") from exc
+
+
+def load_bundled(directory: str | Path | None = None) -> list[CharacterSheet]:
+    """Load every `*.toml` sheet in a directory (default: the bundled ones), sorted by name."""
+    directory = Path(directory) if directory is not None else BUNDLED_DIR
+    sheets: list[CharacterSheet] = []
+    seen: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.toml")):
+        sheet = load_sheet(path)
+        if sheet.slug in seen:
+            raise CharacterError(
+                f"{path.name}: slug: {sheet.slug!r} is already used by {seen[sheet.slug].name}"
+            )
+        seen[sheet.slug] = path
+        sheets.append(sheet)
+    return sorted(sheets, key=lambda s: (s.name.casefold(), s.slug))
+
+
+# --- field checks -------------------------------------------------------------------------
+
+
+def _check_text(name: str, value: Any, limit: int, *, required: bool = False) -> None:
+    if not isinstance(value, str):
+        raise CharacterError(f"{name}: must be text, not {type(value).__name__}")
+    if required and not value.strip():
+        raise CharacterError(f"{name}: required")
+    if len(value) > limit:
+        raise CharacterError(f"{name}: {len(value)} characters, at most {limit} allowed")
+
+
+def _check_list(name: str, value: Any, max_items: int, max_len: int) -> None:
+    if not isinstance(value, list):
+        raise CharacterError(f"{name}: must be a list of text, not {type(value).__name__}")
+    if len(value) > max_items:
+        raise CharacterError(f"{name}: {len(value)} items, at most {max_items} allowed")
+    for i, item in enumerate(value):
+        _check_text(f"{name}[{i}]", item, max_len)
+        if not item.strip():
+            raise CharacterError(f"{name}[{i}]: empty")
+
+
+def _as_number(name: str, value: Any) -> float:
+    # bool is an int subclass; `talkativeness = true` is a mistake, not 1.0.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CharacterError(f"{name}: must be a number, not {type(value).__name__}")
+    return float(value)
+
+
+def _check_fraction(name: str, value: Any) -> None:
+    number = _as_number(name, value)
+    if not (math.isfinite(number) and 0.0 <= number <= 1.0):
+        raise CharacterError(f"{name}: {value} is outside 0..1")
+
+
+def _check_profiles(profiles: Any) -> None:
+    if not isinstance(profiles, dict):
+        raise CharacterError("profiles: must be a table of role -> profile")
+    if len(profiles) > MAX_PROFILES:
+        raise CharacterError(f"profiles: {len(profiles)} roles, at most {MAX_PROFILES} allowed")
+    for role, profile in profiles.items():
+        where = f"profiles.{role}"
+        if not isinstance(role, str) or not _ROLE_RE.match(role):
+            raise CharacterError(f"{where}: role must be lowercase letters, digits and '_'")
+        if not isinstance(profile, LLMProfile):
+            raise CharacterError(f"{where}: must be an LLM profile")
+        _check_text(f"{where}.model", profile.model, 200)
+        temperature = _as_number(f"{where}.temperature", profile.temperature)
+        if not (math.isfinite(temperature) and 0.0 <= temperature <= MAX_TEMPERATURE):
+            raise CharacterError(
+                f"{where}.temperature: {temperature} is outside 0..{MAX_TEMPERATURE}"
+            )
+        tokens = profile.max_tokens
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or not 0 < tokens <= MAX_TOKENS:
+            raise CharacterError(f"{where}.max_tokens: must be a whole number in 1..{MAX_TOKENS}")
+        if profile.base_url is not None:
+            _check_text(f"{where}.base_url", profile.base_url, 2000)
+            if not profile.base_url.startswith(("http://", "https://")):
+                raise CharacterError(f"{where}.base_url: must start with http:// or https://")
+        timeout = _as_number(f"{where}.timeout_s", profile.timeout_s)
+        if not (math.isfinite(timeout) and 0.0 < timeout <= 3600.0):
+            raise CharacterError(f"{where}.timeout_s: {timeout} is outside 0..3600 seconds")
+
+
+def sheets_by_slug(sheets: Iterable[CharacterSheet]) -> dict[str, CharacterSheet]:
+    """Index sheets by slug (last one wins)."""
+    return {sheet.slug: sheet for sheet in sheets}

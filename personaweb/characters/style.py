@@ -1,0 +1,291 @@
+"""Style adherence: does a reply sound like the character it is meant to be?
+
+Everything here is local, deterministic and pure Python, so the metric can run in tests, in
+benchmarks and on every reply without a network or a model. Two complementary measures:
+
+1. **Attribution probability** (`StyleScore.probability`). An authorship classifier is
+   trained on the sample lines of all known characters: a multinomial naive Bayes over
+   character 1- to 4-grams of the lowercased, whitespace-normalised text plus word unigrams,
+   with Laplace (add-one) smoothing. For a reply we compute each character's log-likelihood,
+   divide it by the number of features in the reply (so a long reply is not absurdly more
+   certain than a short one) and multiply by a fixed evidence weight (`EVIDENCE`), then take
+   a softmax over characters (uniform prior). The result is P(intended character | reply)
+   among the known cast: 1/N means "could be anyone", close to 1 means "unmistakably them".
+   Only relative to the cast: add characters and the numbers change.
+
+2. **Stylometric distance** (`StyleScore.distance`). A small hand-made feature vector:
+   the rates of ~60 function words (including archaic ones like "thou" and "hath"), mean word
+   length, mean sentence length, the rate of each punctuation mark, the share of capital
+   letters and of capitalised sentences, the rate of profanity and of digits. Each feature is
+   standardised (z-score over all training lines), a character's profile is the mean of its
+   lines' vectors, and the distance is the cosine distance between the reply's vector and
+   the profile: 0 = same direction, 1 = unrelated, up to 2 = opposite. Unlike the classifier
+   it ignores vocabulary and looks only at *how* the text is put together.
+
+`heldout_accuracy` checks the classifier itself: k-fold over every character's sample lines
+(line i goes to fold i mod k), training on the rest and predicting each held-out line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from personaweb.characters.sheet import CharacterSheet
+
+NGRAM_ORDERS = (1, 2, 3, 4)
+SMOOTHING = 1.0
+"""Laplace smoothing: add-one on every feature count."""
+EVIDENCE = 40.0
+"""How many feature occurrences a reply counts as, whatever its length. Higher = sharper."""
+
+_WHITESPACE = re.compile(r"\s+")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
+_RAW_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)*")
+_SENTENCE_END = re.compile(r"[.!?]+(?:\s+|$)")
+
+FUNCTION_WORDS = (
+    "the a an and but or nor so yet if then than as of to in on at by for with from into "
+    "upon about i me my mine you your we us our he him his she her it its they them their "
+    "this that these those what who which not no is are was were be been am do does did have "
+    "has had will would shall should can could must may might just like very really oh o "
+    "thou thee thy thine hath doth art ye"
+).split()
+PUNCTUATION = (",", ".", "!", "?", ";", ":", "'", '"', "-", "(", "…")
+PROFANITY = frozenset(
+    "fuck fucking fuckin fucked shit shitty damn damned goddamn hell ass asshole bitch "
+    "bastard crap piss dick wtf tf".split()
+)
+
+
+@dataclass(frozen=True)
+class StyleScore:
+    """How well one reply fits one character."""
+
+    probability: float
+    """P(intended character | reply) among the trained cast, 0..1."""
+    predicted_slug: str
+    """The character the classifier thinks wrote the reply."""
+    distance: float
+    """Stylometric cosine distance to the intended character's profile, 0..2 (lower = closer)."""
+    ranking: tuple[tuple[str, float], ...]
+    """Every character with its probability, most likely first."""
+
+
+@dataclass(frozen=True)
+class StyleModel:
+    """A trained classifier plus stylometric profiles. Build it with `train` or `from_lines`."""
+
+    slugs: tuple[str, ...]
+    """The characters the model knows, sorted."""
+    log_probs: Mapping[str, Mapping[str, float]]
+    """Per character: log P(feature | character) for features seen in its lines."""
+    unseen_log_prob: Mapping[str, float]
+    """Per character: log P(feature | character) for a known feature it never used."""
+    vocabulary: frozenset[str]
+    """Every feature seen in training; others carry no evidence and are ignored."""
+    feature_mean: tuple[float, ...]
+    """Per stylometric feature: mean over all training lines (for z-scores)."""
+    feature_scale: tuple[float, ...]
+    """Per stylometric feature: standard deviation over all training lines (1 if constant)."""
+    profiles: Mapping[str, tuple[float, ...]]
+    """Per character: mean standardised stylometric vector of its lines."""
+
+    @classmethod
+    def train(cls, sheets: Iterable[CharacterSheet]) -> StyleModel:
+        """Train on every sheet's sample lines; sheets without sample lines are skipped."""
+        return cls.from_lines({s.slug: s.sample_lines for s in sheets if s.sample_lines})
+
+    @classmethod
+    def from_lines(cls, lines_by_slug: Mapping[str, Sequence[str]]) -> StyleModel:
+        """Train on explicit lines per character slug."""
+        corpus = {slug: list(lines) for slug, lines in lines_by_slug.items() if lines}
+        if not corpus:
+            raise ValueError("style model: no character has sample lines to learn from")
+        slugs = tuple(sorted(corpus))
+
+        counts = {slug: Counter[str]() for slug in slugs}
+        for slug in slugs:
+            for line in corpus[slug]:
+                counts[slug].update(text_features(line))
+        vocabulary = frozenset().union(*(c.keys() for c in counts.values()))
+        size = len(vocabulary)
+        log_probs: dict[str, dict[str, float]] = {}
+        unseen: dict[str, float] = {}
+        for slug in slugs:
+            denominator = math.log(sum(counts[slug].values()) + SMOOTHING * size)
+            log_probs[slug] = {
+                f: math.log(n + SMOOTHING) - denominator for f, n in counts[slug].items()
+            }
+            unseen[slug] = math.log(SMOOTHING) - denominator
+
+        vectors = {slug: [stylometric_vector(line) for line in corpus[slug]] for slug in slugs}
+        every = [v for slug in slugs for v in vectors[slug]]
+        mean = tuple(sum(column) / len(every) for column in zip(*every, strict=True))
+        scale = tuple(
+            math.sqrt(sum((x - m) ** 2 for x in column) / len(every)) or 1.0
+            for column, m in zip(zip(*every, strict=True), mean, strict=True)
+        )
+        profiles = {
+            slug: _mean_vector([_standardise(v, mean, scale) for v in vectors[slug]])
+            for slug in slugs
+        }
+        return cls(slugs, log_probs, unseen, vocabulary, mean, scale, profiles)
+
+    def probabilities(self, text: str) -> dict[str, float]:
+        """P(character | text) for every known character (sums to 1)."""
+        features = {f: n for f, n in text_features(text).items() if f in self.vocabulary}
+        total = sum(features.values())
+        if total == 0:
+            return {slug: 1.0 / len(self.slugs) for slug in self.slugs}
+        scores = {}
+        for slug in self.slugs:
+            known, default = self.log_probs[slug], self.unseen_log_prob[slug]
+            log_likelihood = sum(n * known.get(f, default) for f, n in features.items())
+            scores[slug] = log_likelihood / total * EVIDENCE
+        return _softmax(scores)
+
+    def predict(self, text: str) -> str:
+        """The most likely author among the known characters."""
+        return self._ranking(self.probabilities(text))[0][0]
+
+    def distance(self, text: str, slug: str) -> float:
+        """Stylometric cosine distance between the text and the character's profile."""
+        self._require(slug)
+        vector = _standardise(stylometric_vector(text), self.feature_mean, self.feature_scale)
+        return _cosine_distance(vector, self.profiles[slug])
+
+    def score(self, text: str, slug: str) -> StyleScore:
+        """How well `text` fits the character `slug`."""
+        self._require(slug)
+        ranking = self._ranking(self.probabilities(text))
+        return StyleScore(
+            probability=dict(ranking)[slug],
+            predicted_slug=ranking[0][0],
+            distance=self.distance(text, slug),
+            ranking=ranking,
+        )
+
+    def consistency(self, texts: Sequence[str], slug: str) -> float:
+        """How steadily a run of replies stays in one voice, 0..1.
+
+        The mean of two numbers: the average P(slug | reply) and the fraction of replies the
+        classifier attributes to `slug`. The first rewards confidence, the second rewards never
+        slipping into someone else's voice.
+        """
+        self._require(slug)
+        if not texts:
+            raise ValueError("consistency: no replies to judge")
+        scores = [self.score(text, slug) for text in texts]
+        mean_probability = sum(s.probability for s in scores) / len(scores)
+        hit_rate = sum(s.predicted_slug == slug for s in scores) / len(scores)
+        return (mean_probability + hit_rate) / 2
+
+    def _require(self, slug: str) -> None:
+        if slug not in self.profiles:
+            raise KeyError(f"style model: unknown character {slug!r}")
+
+    @staticmethod
+    def _ranking(probabilities: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+        # Ties break on the slug so that the ranking never depends on dict order.
+        return tuple(sorted(probabilities.items(), key=lambda item: (-item[1], item[0])))
+
+
+def heldout_accuracy(sheets: Iterable[CharacterSheet], folds: int = 5) -> float:
+    """k-fold accuracy of the classifier on the characters' own sample lines.
+
+    Line i of each character is held out in fold i mod k: deterministic, and every character
+    contributes to every fold.
+    """
+    if folds < 2:
+        raise ValueError("heldout_accuracy: need at least 2 folds")
+    corpus = {s.slug: list(s.sample_lines) for s in sheets if s.sample_lines}
+    correct = total = 0
+    for fold in range(folds):
+        train = {
+            slug: [line for i, line in enumerate(lines) if i % folds != fold]
+            for slug, lines in corpus.items()
+        }
+        model = StyleModel.from_lines(train)
+        for slug, lines in corpus.items():
+            for line in lines[fold::folds]:
+                correct += model.predict(line) == slug
+                total += 1
+    if total == 0:
+        raise ValueError("heldout_accuracy: no sample lines")
+    return correct / total
+
+
+# --- features -------------------------------------------------------------------------
+
+
+def normalise(text: str) -> str:
+    """Lowercase and collapse runs of whitespace to one space."""
+    return _WHITESPACE.sub(" ", text.lower()).strip()
+
+
+def text_features(text: str) -> Counter[str]:
+    """Classifier features: char 1-4 grams (prefixed 'c') and word unigrams (prefixed 'w')."""
+    normal = normalise(text)
+    features: Counter[str] = Counter()
+    if not normal:
+        return features
+    # Spaces around the text let n-grams see the first and last word as word edges.
+    padded = f" {normal} "
+    for n in NGRAM_ORDERS:
+        features.update("c" + padded[i : i + n] for i in range(len(padded) - n + 1))
+    features.update("w" + word for word in _WORD.findall(normal))
+    return features
+
+
+def stylometric_vector(text: str) -> tuple[float, ...]:
+    """Case- and punctuation-aware style features of one text (see the module docstring)."""
+    raw_words = _RAW_WORD.findall(text)
+    words = [w.lower() for w in raw_words]
+    n_words = max(len(words), 1)
+    n_chars = max(len(text), 1)
+    word_counts = Counter(words)
+    letters = [c for c in text if c.isalpha()]
+    sentences = [s for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    capitalised = sum(s.lstrip()[:1].isupper() for s in sentences)
+
+    vector = [word_counts[w] / n_words for w in FUNCTION_WORDS]
+    vector.append(sum(len(w) for w in words) / n_words)
+    vector.append(len(words) / max(len(sentences), 1))
+    vector.extend(text.count(p) / n_chars * 100 for p in PUNCTUATION)
+    vector.append(sum(c.isupper() for c in letters) / max(len(letters), 1))
+    vector.append(capitalised / max(len(sentences), 1))
+    vector.append(sum(word_counts[w] for w in PROFANITY) / n_words)
+    vector.append(sum(c.isdigit() for c in text) / n_chars)
+    return tuple(vector)
+
+
+# --- small vector helpers -----------------------------------------------------------------
+
+
+def _standardise(
+    vector: Sequence[float], mean: Sequence[float], scale: Sequence[float]
+) -> tuple[float, ...]:
+    return tuple((x - m) / s for x, m, s in zip(vector, mean, scale, strict=True))
+
+
+def _mean_vector(vectors: Sequence[Sequence[float]]) -> tuple[float, ...]:
+    return tuple(sum(column) / len(vectors) for column in zip(*vectors, strict=True))
+
+
+def _cosine_distance(a: Sequence[float], b: Sequence[float]) -> float:
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    if norm == 0.0:
+        return 1.0  # no direction to compare: call it unrelated
+    cosine = sum(x * y for x, y in zip(a, b, strict=True)) / norm
+    return 1.0 - max(-1.0, min(1.0, cosine))
+
+
+def _softmax(scores: Mapping[str, float]) -> dict[str, float]:
+    top = max(scores.values())
+    exps = {slug: math.exp(value - top) for slug, value in scores.items()}
+    total = sum(exps.values())
+    return {slug: value / total for slug, value in exps.items()}

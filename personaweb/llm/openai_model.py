@@ -1,0 +1,355 @@
+"""The ChatModel implementation over the openai SDK (AsyncOpenAI), for any compatible server.
+
+One implementation serves OpenAI, vLLM, Ollama and the embedded llama.cpp server. Where those
+servers differ (structured-output dialect, usage while streaming) the difference is handled
+here, so callers never know which server they talk to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import openai
+from openai import AsyncOpenAI
+
+from personaweb.llm.config import OPENAI_DEFAULT_BASE_URL, EndpointConfig
+from personaweb.llm.schema import apply_schema
+from personaweb.llm.types import (
+    ChatRequest,
+    Completion,
+    LLMError,
+    LLMRateLimited,
+    LLMRequestError,
+    LLMTimeout,
+    LLMUnavailable,
+    StreamChunk,
+)
+
+__all__ = ["OpenAIChatModel", "StructuredDialect", "map_sdk_error"]
+
+log = logging.getLogger(__name__)
+
+StructuredDialect = Literal["json_schema", "json_object"]
+"""How a server is asked for schema-constrained output:
+- json_schema: {"type": "json_schema", "json_schema": {...}} (OpenAI, vLLM, Ollama);
+- json_object: {"type": "json_object", "schema": {...}} (llama-cpp-python's server)."""
+
+# Servers that reject json_schema say so with one of these words in the error (llama-cpp-python
+# 0.3.36: a 500 whose message is a validation error on body.response_format.type).
+_FORMAT_REJECTION = re.compile(r"response_format|json_schema", re.IGNORECASE)
+_FORMAT_REJECTION_STATUSES = frozenset({400, 422, 500})
+# OpenAI requires json_schema.name to match this; other names are rejected with a 400.
+_SCHEMA_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+_MAX_ERROR_MESSAGE = 300
+
+
+@dataclass
+class _ClientSlot:
+    """An SDK client and the event loop it was created on."""
+
+    client: AsyncOpenAI
+    """The SDK client (owns an httpx connection pool)."""
+    probe: AsyncOpenAI
+    """The same client without retries, for the one-off structured-output dialect probe."""
+    loop: asyncio.AbstractEventLoop
+    """Pooled connections belong to this loop and must not be used from another one."""
+
+
+class OpenAIChatModel:
+    """ChatModel over `openai.AsyncOpenAI`, with one SDK client per endpoint (base URL)."""
+
+    def __init__(
+        self,
+        config: EndpointConfig,
+        *,
+        max_retries: int = 2,
+        timeout_s: float = 60.0,
+        structured_dialect: StructuredDialect | None = None,
+    ) -> None:
+        """Create the model; no connection is made until the first call.
+
+        max_retries: the SDK retries connection errors, 408, 409, 429 and 5xx with exponential
+            backoff (0.5 s doubling, honouring Retry-After). Two retries ride out a server
+            restart or a brief rate limit; more would keep a persona's step (and the person
+            watching it) waiting for minutes. The engine records failures as nodes that a
+            person can retry, so giving up early is cheap.
+        timeout_s: default timeout for calls without a profile (listing models). Chat calls use
+            their profile's `timeout_s`. Either replaces the SDK's default of 600 s, far too long
+            for an interactive UI. With streaming it bounds the wait for each chunk, not the
+            whole reply, which max_tokens bounds instead.
+        structured_dialect: force how schemas are sent to every endpoint; None detects it per
+            endpoint on the first structured call (the embedded server is known to be llama.cpp).
+        """
+        self.config = config
+        """The default endpoint; a profile's base_url overrides its URL."""
+        self.max_retries = max_retries
+        self.timeout_s = timeout_s
+        self._forced_dialect = structured_dialect
+        self._dialects: dict[str, StructuredDialect] = {}
+        self._clients: dict[str, _ClientSlot] = {}
+        if config.embedded and config.base_url and structured_dialect is None:
+            # The embedded endpoint is llama-cpp-python's server: skip the doomed probe.
+            self._dialects[_key(config.base_url)] = "json_object"
+
+    # -- public helpers ----------------------------------------------------------------------
+
+    def structured_dialect(self, base_url: str | None = None) -> StructuredDialect | None:
+        """The dialect used for structured output at an endpoint; None until known."""
+        return self._forced_dialect or self._dialects.get(_key(base_url or self.config.base_url))
+
+    async def list_models(self, base_url: str | None = None) -> list[str]:
+        """Model ids the endpoint serves (a cheap health check)."""
+        url = base_url or self.config.base_url
+        try:
+            page = await self._slot(url).client.models.list()
+        except openai.OpenAIError as exc:
+            raise map_sdk_error(exc, _display(url)) from exc
+        return [model.id for model in page.data]
+
+    async def aclose(self) -> None:
+        """Close the SDK clients' connection pools (those of the running event loop)."""
+        loop = asyncio.get_running_loop()
+        slots, self._clients = self._clients, {}
+        for slot in slots.values():
+            if slot.loop is loop:
+                await slot.client.close()
+
+    # -- ChatModel ---------------------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        started = time.perf_counter()
+        url = self._url(request)
+        response = await self._create(request, url, stream=False)
+        choice = response.choices[0] if response.choices else None
+        usage = response.usage
+        completion = Completion(
+            text=(choice.message.content or "") if choice else "",
+            model=response.model or self._model(request),
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            finish_reason=choice.finish_reason if choice else None,
+            latency_s=time.perf_counter() - started,
+            endpoint=_display(url),
+        )
+        return apply_schema(request, completion)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        started = time.perf_counter()
+        url = self._url(request)
+        response = await self._create(request, url, stream=True)
+        parts: list[str] = []
+        content_chunks = 0
+        model = ""
+        finish_reason: str | None = None
+        usage = None
+        try:
+            async for chunk in response:
+                model = chunk.model or model
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                if choice.finish_reason:
+                    finish_reason = choice.finish_reason
+                delta = choice.delta.content if choice.delta else None
+                if delta:
+                    content_chunks += 1
+                    parts.append(delta)
+                    yield StreamChunk(delta=delta)
+        except openai.OpenAIError as exc:
+            raise map_sdk_error(exc, _display(url)) from exc
+        finally:
+            # Also runs when the consumer stops early: release the HTTP connection at once.
+            await response.close()
+
+        completion = Completion(
+            text="".join(parts),
+            model=model or self._model(request),
+            finish_reason=finish_reason,
+            latency_s=time.perf_counter() - started,
+            endpoint=_display(url),
+        )
+        if usage is not None:
+            completion.prompt_tokens = usage.prompt_tokens
+            completion.completion_tokens = usage.completion_tokens
+        else:
+            # llama-cpp-python's server sends no usage chunk; it streams one token per chunk,
+            # so the chunk count is a fair estimate. The prompt size is unknowable here.
+            completion.completion_tokens = content_chunks
+            completion.usage_estimated = True
+        yield StreamChunk(completion=apply_schema(request, completion))
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _url(self, request: ChatRequest) -> str | None:
+        return (request.profile.base_url or self.config.base_url or "").rstrip("/") or None
+
+    def _model(self, request: ChatRequest) -> str:
+        return request.profile.model or self.config.default_model
+
+    def _slot(self, url: str | None) -> _ClientSlot:
+        # httpx pools connections per event loop; a client reused from another loop (Django's
+        # async_to_sync, pytest's per-test loops) fails with "Event loop is closed". So: one
+        # client per endpoint *per loop*, replaced when the loop changes.
+        loop = asyncio.get_running_loop()
+        key = _key(url)
+        slot = self._clients.get(key)
+        if slot is None or slot.loop is not loop:
+            client = AsyncOpenAI(
+                api_key=self.config.api_key,
+                base_url=url,
+                max_retries=self.max_retries,
+                timeout=self.timeout_s,
+            )
+            slot = _ClientSlot(client, client.with_options(max_retries=0), loop)
+            self._clients[key] = slot
+        return slot
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        return {
+            "model": self._model(request),
+            "messages": cast(Any, [m.to_dict() for m in request.messages]),
+            "temperature": request.profile.temperature,
+            # max_tokens, not max_completion_tokens: llama.cpp, vLLM and Ollama know only
+            # max_tokens, and OpenAI still accepts it for chat models.
+            "max_tokens": request.profile.max_tokens,
+            "timeout": request.profile.timeout_s,
+        }
+
+    async def _create(self, request: ChatRequest, url: str | None, *, stream: bool) -> Any:
+        """Send the request; for structured output pick (or detect) the endpoint's dialect."""
+        slot = self._slot(url)
+        params = self._params(request)
+        if request.schema is None:
+            return await self._send(slot.client, params, url, stream=stream)
+
+        known = self._forced_dialect or self._dialects.get(_key(url))
+        if known is not None:
+            params["extra_body"] = _response_format(known, request)
+            return await self._send(slot.client, params, url, stream=stream)
+
+        # Unknown endpoint: try the standard json_schema once, without SDK retries (a server
+        # that rejects it answers 500, which the SDK would otherwise retry with backoff).
+        params["extra_body"] = _response_format("json_schema", request)
+        try:
+            result = await self._send_raw(slot.probe, params, stream=stream)
+        except openai.APIStatusError as exc:
+            if not _rejects_json_schema(exc):
+                mapped = map_sdk_error(exc, _display(url))
+                if not mapped.retryable:
+                    raise mapped from exc
+                # A transient failure says nothing about the dialect: retry as usual.
+                return await self._send(slot.client, params, url, stream=stream)
+            log.info(
+                "%s rejected response_format json_schema (HTTP %s); using json_object + schema",
+                _display(url),
+                exc.status_code,
+            )
+        except openai.OpenAIError as exc:
+            mapped = map_sdk_error(exc, _display(url))
+            if not mapped.retryable:
+                raise mapped from exc
+            return await self._send(slot.client, params, url, stream=stream)
+        else:
+            self._dialects[_key(url)] = "json_schema"
+            return result
+
+        params["extra_body"] = _response_format("json_object", request)
+        result = await self._send(slot.client, params, url, stream=stream)
+        self._dialects[_key(url)] = "json_object"
+        return result
+
+    async def _send(
+        self, client: AsyncOpenAI, params: dict[str, Any], url: str | None, *, stream: bool
+    ) -> Any:
+        try:
+            return await self._send_raw(client, params, stream=stream)
+        except openai.OpenAIError as exc:
+            raise map_sdk_error(exc, _display(url)) from exc
+
+    @staticmethod
+    async def _send_raw(client: AsyncOpenAI, params: dict[str, Any], *, stream: bool) -> Any:
+        if stream:
+            return await client.chat.completions.create(
+                stream=True, stream_options={"include_usage": True}, **params
+            )
+        return await client.chat.completions.create(**params)
+
+
+def _key(url: str | None) -> str:
+    return (url or "").rstrip("/")
+
+
+def _display(url: str | None) -> str:
+    return url or OPENAI_DEFAULT_BASE_URL
+
+
+def _response_format(dialect: StructuredDialect, request: ChatRequest) -> dict[str, Any]:
+    # Sent through extra_body: the SDK's typed response_format has no place for llama.cpp's
+    # "schema" key, and one code path for both dialects keeps them comparable.
+    if dialect == "json_object":
+        return {"response_format": {"type": "json_object", "schema": request.schema}}
+    name = _SCHEMA_NAME_CHARS.sub("_", request.schema_name)[:64] or "response"
+    return {
+        "response_format": {
+            "type": "json_schema",
+            # strict=False: OpenAI's strict mode demands every property be required and
+            # rejects keywords such as minLength; we validate on our side anyway.
+            "json_schema": {"name": name, "schema": request.schema, "strict": False},
+        }
+    }
+
+
+def _rejects_json_schema(exc: openai.APIStatusError) -> bool:
+    if exc.status_code not in _FORMAT_REJECTION_STATUSES:
+        return False
+    return bool(_FORMAT_REJECTION.search(f"{exc.message} {_body_text(exc.body)}"))
+
+
+def _body_text(body: object) -> str:
+    try:
+        return json.dumps(body)
+    except (TypeError, ValueError):
+        return str(body)
+
+
+def _error_message(exc: openai.APIError) -> str:
+    message = exc.message
+    if isinstance(exc.body, dict):
+        inner = exc.body.get("error", exc.body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            message = inner["message"]
+    message = " ".join(message.split())
+    if len(message) > _MAX_ERROR_MESSAGE:
+        message = message[: _MAX_ERROR_MESSAGE - 3] + "..."
+    return message
+
+
+def map_sdk_error(exc: openai.OpenAIError, endpoint: str) -> LLMError:
+    """Translate an openai SDK exception into the port's error classes, with a clear message."""
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMTimeout(f"{endpoint}: no answer in time ({exc})", endpoint=endpoint)
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc
+        return LLMUnavailable(f"{endpoint}: cannot connect ({cause})", endpoint=endpoint)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        text = f"{endpoint}: HTTP {status}: {_error_message(exc)}"
+        if isinstance(exc, openai.RateLimitError) or status == 429:
+            return LLMRateLimited(text, endpoint=endpoint, status=status)
+        if status >= 500:
+            return LLMUnavailable(text, endpoint=endpoint, status=status)
+        return LLMRequestError(text, endpoint=endpoint, status=status)
+    if isinstance(exc, openai.APIError):
+        # An error event in the middle of a stream: the server failed while generating.
+        return LLMUnavailable(f"{endpoint}: server error: {_error_message(exc)}", endpoint=endpoint)
+    # Client-side problems (missing credentials, bad arguments) that never reached a server.
+    return LLMRequestError(f"{endpoint}: {exc}", endpoint=endpoint)

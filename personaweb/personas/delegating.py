@@ -1,0 +1,333 @@
+"""Delegating personas: an LLM orchestrator that picks a child, and code-managed coordinators."""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from personaweb.llm.schema import parse_structured, validate
+from personaweb.llm.types import (
+    CallRecord,
+    ChatMessage,
+    ChatRequest,
+    LLMError,
+    LLMProfile,
+    StructuredOutputError,
+)
+from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona
+from personaweb.personas.proposal import ProposalFailed, ProposedResponse
+from personaweb.personas.state import Event, EventKind
+from personaweb.personas.tree import Action
+
+MAX_MESSAGE_CHARS = 8000
+CALLER = "caller"
+
+
+def decision_schema(children: Sequence[str], *, allow_pass: bool = False) -> dict[str, Any]:
+    """JSON schema of an orchestrator's choice. Child names are an enum, so servers that
+    constrain output to the schema can only name real children."""
+    actions = ["delegate", "reply"] + (["pass"] if allow_pass else [])
+    return {
+        "type": "object",
+        "properties": {
+            "action": {"type": "string", "enum": actions},
+            "to": {"type": "string", "enum": [*children, CALLER]},
+            "message": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
+        },
+        "required": ["action", "to", "message"],
+        "additionalProperties": False,
+    }
+
+
+class DelegatingPersona(ResponseDrivenPersona):
+    """An LLM orchestrator: told its children's names and descriptions, it answers with a JSON
+    decision (validated against a schema) to delegate a message to one child or reply to its
+    caller. Invalid decisions are re-asked with the error, a bounded number of times."""
+
+    role_kind: ClassVar[str] = "delegating"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        instructions: str,
+        children: Sequence[ResponseDrivenPersona],
+        description: str = "",
+        profile: LLMProfile | None = None,
+        max_attempts: int = 3,
+        allow_pass: bool = False,
+        display_name: str = "",
+    ) -> None:
+        if not children:
+            raise ValueError(f"delegating persona {name!r} needs at least one child")
+        super().__init__(
+            name,
+            description=description,
+            profile=profile,
+            children=children,
+            display_name=display_name,
+        )
+        self.instructions = instructions
+        self.max_attempts = max(1, max_attempts)
+        self.allow_pass = allow_pass
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return decision_schema(list(self.children), allow_pass=self.allow_pass)
+
+    def system_prompt(self) -> str:
+        roster = "\n".join(
+            f"- {child.name}: {child.description or 'no description'}"
+            for child in self.children.values()
+        )
+        choices = '"delegate" or "reply"' + (' or "pass"' if self.allow_pass else "")
+        return (
+            f"{self.instructions}\n\n"
+            f"You coordinate these helpers:\n{roster}\n\n"
+            "Each turn, answer with one JSON object and nothing else:\n"
+            f'{{"action": {choices}, "to": <helper name, or "{CALLER}" when replying>, '
+            '"message": <text>}\n'
+            "To delegate, name one helper and write the message it should work on. "
+            "When you have what you need, reply to your caller with the final text."
+        )
+
+    def build_messages(self, events: Sequence[Event]) -> list[ChatMessage]:
+        messages = [ChatMessage("system", self.system_prompt())]
+        for event in events:
+            messages.extend(_render_coordinator_event(event))
+        return messages
+
+    def check(self, value: Any) -> list[str]:
+        """Errors beyond the schema: a delegation must name a real child."""
+        errors = validate(value, self.schema)
+        if errors:
+            return errors
+        if value["action"] == "delegate" and value["to"] not in self.children:
+            names = ", ".join(self.children)
+            errors.append(f"'to' must name one of your helpers ({names}) when delegating")
+        return errors
+
+    async def propose(self, ctx: ProposeContext) -> ProposedResponse:
+        events = ctx.current if self.stateless else ctx.history
+        messages = self.build_messages(events)
+        attempts: list[dict[str, Any]] = []
+        last: CallRecord | None = None
+        for _ in range(self.max_attempts):
+            request = ChatRequest(
+                messages=tuple(messages),
+                profile=self.profile,
+                schema=self.schema,
+                schema_name="decision",
+            )
+            try:
+                completion = await ctx.model.complete(request)
+                value = completion.parsed
+                if value is None:
+                    value = parse_structured(completion.text, self.schema)
+                errors = self.check(value)
+                text = completion.text
+                last = CallRecord.of(request, completion)
+            except StructuredOutputError as exc:
+                errors = [str(exc)]
+                text = exc.text
+                if exc.completion is not None:
+                    last = CallRecord.of(request, exc.completion)
+            except LLMError as exc:
+                record = CallRecord(
+                    messages=[m.to_dict() for m in messages],
+                    model=self.profile.model,
+                    temperature=self.profile.temperature,
+                    max_tokens=self.profile.max_tokens,
+                    attempts=attempts,
+                )
+                raise ProposalFailed(f"{type(exc).__name__}: {exc}", record, exc.retryable) from exc
+            if not errors:
+                assert last is not None
+                last.attempts = attempts
+                return self._proposal(ctx.persona, value, last)
+            attempts.append({"response_text": text, "error": "; ".join(errors)})
+            messages = [
+                *messages,
+                ChatMessage("assistant", text or "(empty)"),
+                ChatMessage(
+                    "user",
+                    f"That answer was not valid: {'; '.join(errors)}. "
+                    "Answer again with one JSON object only.",
+                ),
+            ]
+        record = last or CallRecord(
+            messages=[m.to_dict() for m in messages],
+            model=self.profile.model,
+            temperature=self.profile.temperature,
+            max_tokens=self.profile.max_tokens,
+        )
+        record.attempts = attempts
+        reason = (
+            f"no valid decision after {self.max_attempts} attempts; last error: "
+            f"{attempts[-1]['error']}"
+        )
+        raise ProposalFailed(reason, record)
+
+    def _proposal(self, persona: str, value: dict[str, Any], call: CallRecord) -> ProposedResponse:
+        action = Action(value["action"])
+        if action is Action.DELEGATE:
+            return ProposedResponse(
+                persona, action, value["message"], target=value["to"], call=call
+            )
+        if action is Action.PASS:
+            return ProposedResponse(persona, action, "", call=call)
+        return ProposedResponse(persona, action, value["message"], call=call)
+
+
+def _decision_json(event: Event) -> str:
+    action = event.action.value if event.action else "reply"
+    to = event.target if event.action is Action.DELEGATE and event.target else CALLER
+    return json.dumps({"action": action, "to": to, "message": event.text}, ensure_ascii=False)
+
+
+def _render_coordinator_event(event: Event) -> list[ChatMessage]:
+    if event.kind is EventKind.INBOUND:
+        sender = event.sender.rpartition("/")[2] or "user"
+        return [ChatMessage("user", f"Message from {sender}: {event.text}")]
+    if event.kind in (EventKind.OWN, EventKind.SUPERSEDED):
+        return [ChatMessage("assistant", _decision_json(event))]
+    if event.kind is EventKind.REJECTED:
+        return [
+            ChatMessage("assistant", _decision_json(event)),
+            ChatMessage("user", "A reviewer rejected that decision. Decide differently."),
+        ]
+    if event.kind is EventKind.FEEDBACK:
+        return [ChatMessage("user", f"Reviewer feedback on your last decision: {event.text}")]
+    if event.kind is EventKind.CHILD_RESULT:
+        if event.action is Action.PASS:
+            return [ChatMessage("user", f"{event.target} chose not to answer.")]
+        return [ChatMessage("user", f"Reply from {event.target}: {event.text}")]
+    return []
+
+
+class CodePersona(ResponseDrivenPersona):
+    """A coordinator whose control flow is Python, not an LLM's choice.
+
+    It uses the same proposal protocol (delegate / reply / pass), so its steps show in the tree
+    and can be reviewed like any other. Feedback on one of its proposals is appended to the
+    message it sends next, since code cannot reinterpret free text.
+    """
+
+    role_kind: ClassVar[str] = "code"
+
+    @abstractmethod
+    def decide(self, turn: list[Event], history: list[Event]) -> ProposedResponse:
+        """The next proposal from the events of the current activation (and all history)."""
+
+    async def propose(self, ctx: ProposeContext) -> ProposedResponse:
+        turn = [e for e in ctx.current if e.kind is not EventKind.FEEDBACK]
+        feedback = _pending_feedback(ctx.current)
+        proposal = self.decide(_without_superseded(turn), ctx.history)
+        if feedback and proposal.action is not Action.PASS:
+            content = f"{proposal.content}\n\n(Reviewer note: {feedback})"
+            return ProposedResponse(
+                proposal.persona, proposal.action, content, proposal.target, None, proposal.data
+            )
+        return proposal
+
+
+def _pending_feedback(events: list[Event]) -> str:
+    """Feedback given since the persona's last applied proposal."""
+    notes: list[str] = []
+    for event in events:
+        if event.kind is EventKind.OWN:
+            notes = []
+        elif event.kind is EventKind.FEEDBACK:
+            notes.append(event.text)
+    return " ".join(notes)
+
+
+def _without_superseded(events: list[Event]) -> list[Event]:
+    return [e for e in events if e.kind not in (EventKind.SUPERSEDED, EventKind.REJECTED)]
+
+
+def last_child_result(turn: list[Event]) -> Event | None:
+    """The newest child result of this activation, if it came after the last own proposal."""
+    for event in reversed(turn):
+        if event.kind is EventKind.CHILD_RESULT:
+            return event
+        if event.kind is EventKind.OWN:
+            return None
+    return None
+
+
+class SequencePersona(CodePersona):
+    """Sends the inbound message through its children in order, each getting the previous
+    one's reply, and replies to its caller with the last reply."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        children: Sequence[ResponseDrivenPersona],
+        description: str = "",
+        compose: Callable[[str, list[Event]], str] | None = None,
+        display_name: str = "",
+    ) -> None:
+        super().__init__(
+            name, description=description, children=children, display_name=display_name
+        )
+        self.order = [c.name for c in children]
+        self.compose = compose
+
+    def decide(self, turn: list[Event], history: list[Event]) -> ProposedResponse:
+        inbound = next(e for e in turn if e.kind is EventKind.INBOUND)
+        done = [e for e in turn if e.kind is EventKind.CHILD_RESULT]
+        if len(done) >= len(self.order):
+            return ProposedResponse(self.path, Action.REPLY, done[-1].text)
+        target = self.order[len(done)]
+        text = done[-1].text if done else inbound.text
+        message = self.compose(target, turn) if self.compose else text
+        return ProposedResponse(self.path, Action.DELEGATE, message, target=target)
+
+
+class LoopPersona(CodePersona):
+    """Alternates a worker and a checker until the checker approves or rounds run out.
+
+    The checker approves by starting its reply with the word in `approve_word`; otherwise its
+    reply goes back to the worker as the next instruction."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        worker: ResponseDrivenPersona,
+        checker: ResponseDrivenPersona,
+        max_rounds: int = 3,
+        approve_word: str = "APPROVED",
+        description: str = "",
+        display_name: str = "",
+    ) -> None:
+        super().__init__(
+            name, description=description, children=[worker, checker], display_name=display_name
+        )
+        self.worker = worker.name
+        self.checker = checker.name
+        self.max_rounds = max_rounds
+        self.approve_word = approve_word
+
+    def decide(self, turn: list[Event], history: list[Event]) -> ProposedResponse:
+        inbound = next(e for e in turn if e.kind is EventKind.INBOUND)
+        results = [e for e in turn if e.kind is EventKind.CHILD_RESULT]
+        work = [e for e in results if e.target == self.worker]
+        checks = [e for e in results if e.target == self.checker]
+        if not results:
+            return ProposedResponse(self.path, Action.DELEGATE, inbound.text, target=self.worker)
+        latest = results[-1]
+        if latest.target == self.worker:
+            message = f"Task: {inbound.text}\n\nCandidate:\n{latest.text}"
+            return ProposedResponse(self.path, Action.DELEGATE, message, target=self.checker)
+        verdict = latest.text.strip()
+        approved = verdict.upper().startswith(self.approve_word)
+        if approved or len(checks) >= self.max_rounds:
+            data = {"rounds": len(checks), "approved": approved}
+            return ProposedResponse(self.path, Action.REPLY, work[-1].text, data=data)
+        message = f"Task: {inbound.text}\n\nRevise your last answer. Checker said:\n{verdict}"
+        return ProposedResponse(self.path, Action.DELEGATE, message, target=self.worker)

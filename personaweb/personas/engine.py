@@ -1,0 +1,430 @@
+"""The step engine: turns the state derived from a path into the next persisted node.
+
+Every step is written before the next begins (pending before an LLM call, then streaming,
+then proposed), so a run that dies with its process resumes from its last node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from personaweb.llm.types import ChatModel
+from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona
+from personaweb.personas.proposal import ProposalFailed
+from personaweb.personas.state import USER, NextKind, PathState, derive
+from personaweb.personas.tree import (
+    PROPOSAL_KINDS,
+    UNFINISHED,
+    Action,
+    Node,
+    NodeKind,
+    NodeStatus,
+    Store,
+    new_id,
+)
+
+
+class Mode(StrEnum):
+    AUTONOMOUS = "autonomous"
+    """Approve every proposal at once and keep going."""
+    REVIEW = "review"
+    """Stop at every proposal."""
+    BREAKPOINTS = "breakpoints"
+    """Stop only at proposals of the chosen personas."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How a run proceeds and where it must stop."""
+
+    mode: Mode = Mode.AUTONOMOUS
+    """Autonomous, review or breakpoints."""
+    breakpoints: frozenset[str] = field(default_factory=frozenset)
+    """Persona paths to stop at, in breakpoints mode."""
+    max_depth: int = 6
+    """Deepest nesting allowed (the top persona is depth 1)."""
+    max_steps: int = 60
+    """Most nodes one run (one user message) may create."""
+
+    def stops_at(self, persona: str) -> bool:
+        if self.mode is Mode.REVIEW:
+            return True
+        if self.mode is Mode.BREAKPOINTS:
+            return persona in self.breakpoints
+        return False
+
+
+class Observer(Protocol):
+    """Told about every persisted change, and about streamed text."""
+
+    async def node_changed(self, node: Node) -> None: ...
+
+    async def tokens(self, node: Node, text: str) -> None: ...
+
+
+class ActionRefused(Exception):
+    """A person asked for something this node cannot do (the UI disables it too)."""
+
+
+ALL_ACTIONS = ("approve", "reject", "feedback", "edit", "branch", "retry")
+
+
+def allowed_actions(node: Node, has_children: bool) -> frozenset[str]:
+    """What a person may do to a node. The views disable the rest and the engine refuses it."""
+    allowed: set[str] = set()
+    if node.status in UNFINISHED:
+        return frozenset()
+    if node.kind is NodeKind.ERROR or node.status in (NodeStatus.FAILED, NodeStatus.INTERRUPTED):
+        return frozenset({"retry"})
+    if node.kind in PROPOSAL_KINDS:
+        if node.status is NodeStatus.PROPOSED and not has_children:
+            allowed |= {"approve", "reject"}
+        allowed |= {"feedback", "edit", "branch"}
+        return frozenset(allowed)
+    # Inbound messages, feedback and decisions can be replayed from.
+    return frozenset({"branch"})
+
+
+class Engine:
+    """Runs one persona hierarchy over a store of nodes."""
+
+    def __init__(
+        self,
+        root: ResponseDrivenPersona,
+        store: Store,
+        model: ChatModel,
+        config: RunConfig | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.root = root
+        self.store = store
+        self.model = model
+        self.config = config or RunConfig()
+        self.observer = observer
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def state(self, leaf_id: str) -> PathState:
+        return derive(await self.store.path(leaf_id), self.root.path)
+
+    # -- the run -------------------------------------------------------------------------
+
+    async def send(self, text: str, parent_id: str | None = None) -> Node:
+        """Write a user message for the top persona, under `parent_id` (None: a new tree)."""
+        if not text.strip():
+            raise ActionRefused("the message is empty")
+        if parent_id is not None:
+            state = await self.state(parent_id)
+            if state.next.kind not in (NextKind.DONE, NextKind.FAILED):
+                raise ActionRefused(
+                    f"the current run is not finished ({state.next.kind.value}); "
+                    "answer or stop it first"
+                )
+        node = Node(
+            id=new_id(),
+            parent_id=parent_id,
+            persona=self.root.path,
+            kind=NodeKind.INBOUND,
+            content=text,
+            sender=USER,
+        )
+        return await self._add(node)
+
+    async def step(self, leaf_id: str) -> Node | None:
+        """Take one step after `leaf_id`. Returns the node changed or created, or None when the
+        run must wait (for a person, the next user message, or a failure to be retried)."""
+        state = await self.state(leaf_id)
+        nxt = state.next
+        if nxt.kind is NextKind.REVIEW:
+            if self.config.stops_at(nxt.persona):
+                return None
+            leaf = await self.store.get(nxt.node_id)
+            leaf.status = NodeStatus.APPROVED
+            await self._update(leaf)
+            return leaf
+        if nxt.kind is NextKind.PROPOSE:
+            if state.steps_in_run >= self.config.max_steps:
+                return await self._fail(
+                    leaf_id,
+                    nxt.persona,
+                    f"stopped: this run reached its limit of {self.config.max_steps} steps",
+                    retryable=False,
+                )
+            return await self._propose(state, nxt.persona, leaf_id)
+        if nxt.kind is NextKind.DELEGATE:
+            if state.steps_in_run >= self.config.max_steps:
+                return await self._fail(
+                    leaf_id,
+                    nxt.persona,
+                    f"stopped: this run reached its limit of {self.config.max_steps} steps",
+                    retryable=False,
+                )
+            depth = len(state.stack) + 1
+            if depth > self.config.max_depth:
+                return await self._fail(
+                    leaf_id,
+                    nxt.persona,
+                    f"stopped: delegating to {nxt.persona} would nest {depth} levels deep; "
+                    f"the limit is {self.config.max_depth}",
+                    retryable=False,
+                )
+            try:
+                self.root.find(nxt.persona)
+            except KeyError:
+                return await self._fail(
+                    leaf_id, nxt.persona, f"no persona at {nxt.persona}", retryable=False
+                )
+            sender = nxt.persona.rpartition("/")[0]
+            node = Node(
+                id=new_id(),
+                parent_id=leaf_id,
+                persona=nxt.persona,
+                kind=NodeKind.INBOUND,
+                content=nxt.message,
+                sender=sender,
+            )
+            return await self._add(node)
+        return None
+
+    async def advance(self, leaf_id: str) -> Node:
+        """Step until the run must wait; returns the leaf where it stopped."""
+        current = await self.store.get(leaf_id)
+        while True:
+            changed = await self.step(current.id)
+            if changed is None:
+                return current
+            current = changed
+
+    async def run_autonomous(self, text: str, parent_id: str | None = None) -> Node:
+        """Send a message and apply every proposal until the top persona answers."""
+        saved = self.config
+        self.config = RunConfig(
+            mode=Mode.AUTONOMOUS, max_depth=saved.max_depth, max_steps=saved.max_steps
+        )
+        try:
+            inbound = await self.send(text, parent_id)
+            return await self.advance(inbound.id)
+        finally:
+            self.config = saved
+
+    # -- what a person can do ---------------------------------------------------------------
+
+    async def approve(self, node_id: str) -> Node:
+        node = await self._checked(node_id, "approve")
+        node.status = NodeStatus.APPROVED
+        await self._update(node)
+        return node
+
+    async def reject(self, node_id: str) -> Node:
+        node = await self._checked(node_id, "reject")
+        node.status = NodeStatus.REJECTED
+        await self._update(node)
+        return node
+
+    async def feedback(self, node_id: str, text: str) -> Node:
+        """Answer a proposal with free text; its persona proposes again with it in view.
+        On an already-applied proposal this starts a new branch (replay with tweaks)."""
+        if not text.strip():
+            raise ActionRefused("feedback is empty")
+        node = await self._checked(node_id, "feedback")
+        if node.status is NodeStatus.PROPOSED:
+            node.status = NodeStatus.SUPERSEDED
+            await self._update(node)
+        fb = Node(
+            id=new_id(),
+            parent_id=node.id,
+            persona=node.persona,
+            kind=NodeKind.FEEDBACK,
+            content=text,
+            sender="reviewer",
+        )
+        return await self._add(fb)
+
+    async def edit(
+        self,
+        node_id: str,
+        content: str,
+        action: Action | None = None,
+        target: str | None = None,
+    ) -> Node:
+        """Replace a proposal's content (and optionally its action/target) with a person's
+        version, as a new approved child; the original stays as it was."""
+        node = await self._checked(node_id, "edit")
+        action = action or node.action or Action.REPLY
+        target = target if target is not None else node.target
+        if action is Action.DELEGATE:
+            persona = self.root.find(node.persona)
+            if target not in persona.children:
+                raise ActionRefused(f"{node.persona} has no child named {target!r}")
+        else:
+            target = None
+        if action is not Action.PASS and not content.strip():
+            raise ActionRefused("the edited content is empty")
+        if node.status is NodeStatus.PROPOSED:
+            node.status = NodeStatus.SUPERSEDED
+            await self._update(node)
+        edited = Node(
+            id=new_id(),
+            parent_id=node.id,
+            persona=node.persona,
+            kind=NodeKind.EDIT,
+            status=NodeStatus.APPROVED,
+            content=content if action is not Action.PASS else "",
+            action=action,
+            target=target,
+            data={"edited_from": node.id},
+        )
+        return await self._add(edited)
+
+    async def branch(self, node_id: str, feedback: str | None = None) -> Node:
+        """Replay from any node, leaving the old branch untouched.
+
+        With feedback on a proposal: the feedback becomes a new child of it. Without: a proposal
+        is proposed afresh (a sibling of it); any other node gets a freshly proposed child."""
+        node = await self._checked(node_id, "branch")
+        if feedback and feedback.strip():
+            if node.kind not in PROPOSAL_KINDS:
+                raise ActionRefused("feedback goes to a proposal; pick one of the persona's nodes")
+            return await self.feedback(node_id, feedback)
+        anchor = node.parent_id if node.kind in PROPOSAL_KINDS else node.id
+        if anchor is None:
+            raise ActionRefused("nothing to replay before the first message")
+        state = await self.state(anchor)
+        if state.next.kind is not NextKind.PROPOSE:
+            raise ActionRefused(f"cannot replay here: the next step is {state.next.kind.value}")
+        return await self._propose(state, state.next.persona, anchor)
+
+    async def retry(self, node_id: str) -> Node:
+        """Try a failed or interrupted step again, as a sibling of it."""
+        node = await self._checked(node_id, "retry")
+        if node.parent_id is None:
+            raise ActionRefused("nothing to retry before the first message")
+        created = await self.step(node.parent_id)
+        if created is None:
+            raise ActionRefused("nothing to retry: the step before it needs no new node")
+        return created
+
+    async def process_proposed_response(self, node_id: str) -> Node | None:
+        """Apply a proposal and take the run to its next proposal (or its end).
+
+        Returns the next node that waits for a person, or None once the run has finished."""
+        await self.approve(node_id)
+        leaf = await self._advance_one_proposal(node_id)
+        state = await self.state(leaf.id)
+        return None if state.next.kind is NextKind.DONE else leaf
+
+    async def respond(self, node_id: str, text: str) -> Node:
+        """Answer a proposal with a free-text message instead of applying it: the persona that
+        proposed it proposes again with the message in view. Returns the new proposal."""
+        fb = await self.feedback(node_id, text)
+        return await self._advance_one_proposal(fb.id)
+
+    # -- internals --------------------------------------------------------------------------
+
+    async def _advance_one_proposal(self, leaf_id: str) -> Node:
+        """Step (approving nothing) until a new proposal waits or the run can't go on."""
+        current = await self.store.get(leaf_id)
+        while True:
+            state = await self.state(current.id)
+            if state.next.kind in (NextKind.REVIEW, NextKind.DONE, NextKind.FAILED):
+                return current
+            if state.next.kind not in (NextKind.PROPOSE, NextKind.DELEGATE):
+                return current
+            changed = await self.step(current.id)
+            if changed is None:
+                return current
+            current = changed
+
+    async def _checked(self, node_id: str, action: str) -> Node:
+        node = await self.store.get(node_id)
+        has_children = bool(await self.store.children(node_id))
+        if action not in allowed_actions(node, has_children):
+            raise ActionRefused(
+                f"cannot {action} a {node.status.value} {node.kind.value} node"
+                + (" that already has children" if has_children else "")
+            )
+        return node
+
+    async def _propose(self, state: PathState, persona_path: str, parent_id: str) -> Node:
+        try:
+            persona = self.root.find(persona_path)
+        except KeyError:
+            return await self._fail(parent_id, persona_path, f"no persona at {persona_path}")
+        node = Node(
+            id=new_id(),
+            parent_id=parent_id,
+            persona=persona_path,
+            kind=NodeKind.PROPOSAL,
+            status=NodeStatus.PENDING,
+        )
+        await self._add(node)
+
+        async def on_token(text: str) -> None:
+            if node.status is NodeStatus.PENDING:
+                node.status = NodeStatus.STREAMING
+                await self._update(node)
+            if self.observer is not None:
+                await self.observer.tokens(node, text)
+
+        ctx = ProposeContext(
+            persona=persona_path,
+            history=state.history(persona_path),
+            current=state.current(persona_path),
+            model=self.model,
+            on_token=on_token,
+        )
+        try:
+            proposal = await persona.propose(ctx)
+        except ProposalFailed as exc:
+            node.kind = NodeKind.ERROR
+            node.status = NodeStatus.FAILED
+            node.content = exc.reason
+            node.call = exc.call
+            node.data = {**node.data, "retryable": exc.retryable}
+            await self._update(node)
+            return node
+        node.status = NodeStatus.PROPOSED
+        node.action = proposal.action
+        node.target = proposal.target
+        node.content = proposal.content
+        node.call = proposal.call
+        node.data = {**node.data, **proposal.data}
+        await self._update(node)
+        return node
+
+    async def _fail(
+        self, parent_id: str, persona: str, reason: str, *, retryable: bool = True
+    ) -> Node:
+        node = Node(
+            id=new_id(),
+            parent_id=parent_id,
+            persona=persona,
+            kind=NodeKind.ERROR,
+            status=NodeStatus.FAILED,
+            content=reason,
+            data={"retryable": retryable},
+        )
+        return await self._add(node)
+
+    async def _add(self, node: Node) -> Node:
+        added = await self.store.add(node)
+        if self.observer is not None:
+            await self.observer.node_changed(added)
+        return added
+
+    async def _update(self, node: Node) -> None:
+        await self.store.update(node)
+        if self.observer is not None:
+            await self.observer.node_changed(node)
+
+
+def mark_interrupted(nodes: list[Node]) -> list[Node]:
+    """Nodes left pending or streaming by a stopped process, now marked interrupted."""
+    changed = []
+    for node in nodes:
+        if node.status in UNFINISHED:
+            node.status = NodeStatus.INTERRUPTED
+            changed.append(node)
+    return changed

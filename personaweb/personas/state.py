@@ -1,0 +1,266 @@
+"""Persona state derived from a path of the step tree, and what should happen next.
+
+This is the one place that reads meaning into a path. Nothing about a run is held in memory
+between steps: give `derive` the nodes root -> leaf and it says who is active, what every persona
+has seen, and what the next step is. Resumption, replay and interactive mode all rest on it.
+
+How a proposal on a path is read depends on the node that follows it:
+  - a feedback node   -> the persona sees its proposal and the feedback, and proposes again;
+  - an edit node      -> the edit replaces the proposal (the persona never sees the original);
+  - a same-persona proposal after a rejected one -> the persona is told it was rejected;
+  - anything else     -> the proposal was applied.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from personaweb.personas.tree import (
+    PROPOSAL_KINDS,
+    UNFINISHED,
+    Action,
+    Node,
+    NodeKind,
+    NodeStatus,
+)
+
+USER = "user"
+
+
+class EventKind(StrEnum):
+    INBOUND = "inbound"
+    """A message to this persona (from the user or its parent)."""
+    OWN = "own"
+    """This persona's own applied proposal."""
+    SUPERSEDED = "superseded"
+    """This persona's proposal that a person answered with feedback."""
+    REJECTED = "rejected"
+    """This persona's proposal that a person rejected."""
+    FEEDBACK = "feedback"
+    """Free text from a person about the preceding proposal."""
+    CHILD_RESULT = "child_result"
+    """A child's reply (or pass) coming back."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing a persona saw or did, in order."""
+
+    kind: EventKind
+    """What happened."""
+    text: str
+    """Message, proposal text, feedback or child result."""
+    node_id: str
+    """The node it comes from."""
+    activation: int
+    """Which activation of the persona it belongs to (1 = first inbound message)."""
+    action: Action | None = None
+    """For own proposals: delegate, reply or pass. For child results: reply or pass."""
+    target: str | None = None
+    """Delegation target, or the child a result came from."""
+    sender: str = ""
+    """For inbound: who sent it."""
+
+
+class NextKind(StrEnum):
+    EMPTY = "empty"
+    """No nodes yet: waiting for the first user message."""
+    PROPOSE = "propose"
+    """The persona at the top of the stack must propose."""
+    REVIEW = "review"
+    """A proposal waits for approval."""
+    DELEGATE = "delegate"
+    """An approved delegation waits to be delivered to the child."""
+    DONE = "done"
+    """The top persona answered (or passed); waiting for the next user message."""
+    FAILED = "failed"
+    """The leaf is a failed step."""
+    BUSY = "busy"
+    """The leaf is still being produced."""
+    INTERRUPTED = "interrupted"
+    """The leaf was cut off by a stopped process."""
+
+
+@dataclass(frozen=True)
+class Next:
+    """What should happen after the leaf."""
+
+    kind: NextKind
+    """The kind of step."""
+    persona: str = ""
+    """Persona concerned: the proposer, the reviewer's target or the delegation's child."""
+    node_id: str = ""
+    """The node concerned (the leaf, usually)."""
+    message: str = ""
+    """For DELEGATE: the message to deliver."""
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    """One line of the top-level conversation on this path."""
+
+    speaker: str
+    """"user" or the top persona's path."""
+    text: str
+    """What was said; empty for a pass."""
+    node_id: str
+    """The node that said it."""
+    passed: bool = False
+    """True when the top persona chose not to answer."""
+
+
+@dataclass
+class PathState:
+    """Everything derivable from a path."""
+
+    path: list[Node]
+    """The nodes root -> leaf."""
+    stack: list[str] = field(default_factory=list)
+    """Active personas, outermost first; the last one is working."""
+    events: dict[str, list[Event]] = field(default_factory=lambda: defaultdict(list))
+    """Per persona path, every event on this path."""
+    activations: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Per persona path, how many inbound messages it received."""
+    transcript: list[TranscriptLine] = field(default_factory=list)
+    """The top-level conversation."""
+    steps_in_run: int = 0
+    """Nodes since the current run's user message (inclusive)."""
+    next: Next = field(default_factory=lambda: Next(NextKind.EMPTY))
+    """What happens next."""
+
+    @property
+    def leaf(self) -> Node | None:
+        return self.path[-1] if self.path else None
+
+    def history(self, persona: str) -> list[Event]:
+        """All events of a persona on this path."""
+        return list(self.events.get(persona, []))
+
+    def current(self, persona: str) -> list[Event]:
+        """Events of the persona's latest activation only (what a stateless persona sees)."""
+        latest = self.activations.get(persona, 0)
+        return [e for e in self.events.get(persona, []) if e.activation == latest]
+
+
+def parent_path(persona: str) -> str:
+    return persona.rpartition("/")[0]
+
+
+def derive(path: list[Node], root: str) -> PathState:
+    """Read a root -> leaf path into persona state and the next step."""
+    state = PathState(path=list(path))
+    if not path:
+        return state
+    for i, node in enumerate(path):
+        following = path[i + 1] if i + 1 < len(path) else None
+        _apply(state, node, following, root)
+        state.steps_in_run += 1
+    state.next = _next(state, path[-1], root)
+    return state
+
+
+def _event(state: PathState, persona: str, kind: EventKind, node: Node, **kw: object) -> None:
+    state.events[persona].append(
+        Event(
+            kind=kind,
+            text=node.content,
+            node_id=node.id,
+            activation=state.activations[persona],
+            **kw,  # type: ignore[arg-type]
+        )
+    )
+
+
+def _apply(state: PathState, node: Node, following: Node | None, root: str) -> None:
+    persona = node.persona
+    if node.kind is NodeKind.INBOUND:
+        if node.sender == USER or persona == root:
+            # A user message starts a new run at the top, whatever was left open before.
+            state.stack = [persona]
+            state.steps_in_run = 0
+            state.transcript.append(TranscriptLine(USER, node.content, node.id))
+        else:
+            state.stack.append(persona)
+        state.activations[persona] += 1
+        _event(state, persona, EventKind.INBOUND, node, sender=node.sender)
+        return
+
+    if node.kind is NodeKind.FEEDBACK:
+        _event(state, persona, EventKind.FEEDBACK, node)
+        return
+
+    if node.kind is NodeKind.ERROR:
+        if following is not None:
+            # A failure in the middle of a path ended that run; a later user message goes on.
+            state.stack = []
+        return
+
+    if node.kind is NodeKind.DECISION:
+        return
+
+    if node.kind not in PROPOSAL_KINDS:
+        return
+
+    if following is not None and following.kind is NodeKind.EDIT and following.persona == persona:
+        return  # replaced by the edit; the persona never sees the original
+    if following is not None and following.kind is NodeKind.FEEDBACK:
+        _event(state, persona, EventKind.SUPERSEDED, node, action=node.action, target=node.target)
+        return
+    if node.status is NodeStatus.REJECTED:
+        _event(state, persona, EventKind.REJECTED, node, action=node.action, target=node.target)
+        return
+    if following is None and node.status is not NodeStatus.APPROVED:
+        return  # proposed, pending, streaming, interrupted: not applied yet
+
+    _event(state, persona, EventKind.OWN, node, action=node.action, target=node.target)
+    if node.action in (Action.REPLY, Action.PASS):
+        if state.stack and state.stack[-1] == persona:
+            state.stack.pop()
+        if state.stack:
+            caller = state.stack[-1]
+            state.events[caller].append(
+                Event(
+                    kind=EventKind.CHILD_RESULT,
+                    text=node.content if node.action is Action.REPLY else "",
+                    node_id=node.id,
+                    activation=state.activations[caller],
+                    action=node.action,
+                    target=persona.rpartition("/")[2],
+                )
+            )
+        elif persona == root:
+            state.transcript.append(
+                TranscriptLine(
+                    persona,
+                    node.content if node.action is Action.REPLY else "",
+                    node.id,
+                    passed=node.action is Action.PASS,
+                )
+            )
+
+
+def _next(state: PathState, leaf: Node, root: str) -> Next:
+    top = state.stack[-1] if state.stack else ""
+    if leaf.status in UNFINISHED:
+        return Next(NextKind.BUSY, leaf.persona, leaf.id)
+    if leaf.status is NodeStatus.INTERRUPTED:
+        return Next(NextKind.INTERRUPTED, leaf.persona, leaf.id)
+    if leaf.kind is NodeKind.ERROR or leaf.status is NodeStatus.FAILED:
+        return Next(NextKind.FAILED, leaf.persona, leaf.id)
+    if leaf.kind in (NodeKind.INBOUND, NodeKind.FEEDBACK):
+        return Next(NextKind.PROPOSE, top or leaf.persona, leaf.id)
+    if leaf.kind is NodeKind.DECISION:
+        return Next(NextKind.DONE if not top else NextKind.PROPOSE, top, leaf.id)
+    # A proposal or an edit.
+    if leaf.status in (NodeStatus.PROPOSED, NodeStatus.SUPERSEDED):
+        return Next(NextKind.REVIEW, leaf.persona, leaf.id)
+    if leaf.status is NodeStatus.REJECTED:
+        return Next(NextKind.PROPOSE, leaf.persona, leaf.id)
+    if leaf.action is Action.DELEGATE:
+        child = f"{leaf.persona}/{leaf.target}"
+        return Next(NextKind.DELEGATE, child, leaf.id, message=leaf.content)
+    if not state.stack:
+        return Next(NextKind.DONE, root, leaf.id)
+    return Next(NextKind.PROPOSE, top, leaf.id)

@@ -1,0 +1,218 @@
+"""The one place that maps core nodes (`personas.Node`) to rows (`NodeRow`) and back.
+
+`OrmStore` implements the core's async Store protocol for one chat session. Reads of whole
+sessions (the debugger page) go through `load_tree`, one query whatever the size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.db.models import Max
+
+from personaweb.llm.types import CallRecord
+from personaweb.personas.tree import Action, Node, NodeKind, NodeNotFound, NodeStatus
+from personaweb.web.models import ChatSession, NodeRow
+
+# Columns the tree and the transcript need; `call` (the full prompt, often large) is left out.
+TREE_FIELDS = (
+    "id",
+    "parent_id",
+    "persona",
+    "kind",
+    "status",
+    "content",
+    "action",
+    "target",
+    "sender",
+    "data",
+    "seq",
+    "created_at",
+)
+
+
+def to_node(row: NodeRow, *, with_call: bool = True) -> Node:
+    """A core Node from a row (the call record only when loaded and wanted)."""
+    call = row.call if with_call and "call" not in row.get_deferred_fields() else None
+    return Node(
+        id=row.id,
+        parent_id=row.parent_id,
+        persona=row.persona,
+        kind=NodeKind(row.kind),
+        status=NodeStatus(row.status),
+        content=row.content,
+        action=Action(row.action) if row.action else None,
+        target=row.target or None,
+        sender=row.sender,
+        call=CallRecord.from_dict(call) if call else None,
+        data=dict(row.data or {}),
+        created_at=row.created_at,
+        seq=row.seq,
+    )
+
+
+def to_row(node: Node, session_id: int) -> NodeRow:
+    """An unsaved row holding the node's values."""
+    return NodeRow(
+        id=node.id,
+        session_id=session_id,
+        parent_id=node.parent_id,
+        persona=node.persona,
+        kind=node.kind.value,
+        status=node.status.value,
+        content=node.content,
+        action=node.action.value if node.action else "",
+        target=node.target or "",
+        sender=node.sender,
+        call=node.call.to_dict() if node.call else None,
+        data=node.data,
+        seq=node.seq,
+        created_at=node.created_at,
+    )
+
+
+MUTABLE_FIELDS = ["status", "content", "action", "target", "call", "data", "updated_at"]
+
+
+@dataclass
+class Tree:
+    """All nodes of a session, indexed for rendering (built from one query)."""
+
+    rows: list[NodeRow]
+    """Every row, oldest first (without `call`)."""
+    by_id: dict[str, NodeRow] = field(default_factory=dict)
+    children: dict[str | None, list[NodeRow]] = field(default_factory=dict)
+    """Children per parent id (None: the roots), oldest first."""
+
+    def __post_init__(self) -> None:
+        for row in self.rows:
+            self.by_id[row.id] = row
+            self.children.setdefault(row.parent_id, []).append(row)
+
+    def path(self, node_id: str) -> list[NodeRow]:
+        """Rows root -> node_id (empty if unknown)."""
+        out: list[NodeRow] = []
+        row = self.by_id.get(node_id)
+        while row is not None:
+            out.append(row)
+            row = self.by_id.get(row.parent_id) if row.parent_id else None
+        out.reverse()
+        return out
+
+    def newest_leaf_below(self, node_id: str) -> str:
+        """Follow the newest child down to a leaf: the branch a click on node_id means."""
+        current = node_id
+        while kids := self.children.get(current):
+            current = kids[-1].id
+        return current
+
+    def latest_leaf(self) -> str:
+        """The newest leaf of the whole tree ('' for an empty tree)."""
+        for row in reversed(self.rows):
+            if row.id not in self.children:
+                return row.id
+        return ""
+
+
+def load_tree(session: ChatSession | int) -> Tree:
+    """Every node of a session in one query, `call` left out."""
+    session_id = session if isinstance(session, int) else session.pk
+    rows = list(NodeRow.objects.filter(session_id=session_id).only(*TREE_FIELDS).order_by("seq"))
+    return Tree(rows)
+
+
+def path_rows(session_id: int, node_id: str, *, with_call: bool = False) -> list[NodeRow]:
+    """Rows root -> node_id in one query (a recursive CTE: SQLite and PostgreSQL alike)."""
+    table = NodeRow._meta.db_table
+    columns = [f for f in TREE_FIELDS if f != "parent_id"] + ["parent_id", "session_id"]
+    if with_call:
+        columns.append("call")
+    cols = ", ".join(f"n.{c}" for c in columns)
+    sql = (
+        f"WITH RECURSIVE up(id, parent_id, depth) AS ("
+        f"  SELECT id, parent_id, 0 FROM {table} WHERE id = %s AND session_id = %s"
+        f"  UNION ALL"
+        f"  SELECT p.id, p.parent_id, up.depth + 1 FROM {table} p JOIN up ON p.id = up.parent_id"
+        f") SELECT {cols} FROM up JOIN {table} n ON n.id = up.id ORDER BY up.depth DESC"
+    )
+    return list(NodeRow.objects.raw(sql, [node_id, session_id]))
+
+
+class OrmStore:
+    """The core's Store protocol over the rows of one session."""
+
+    def __init__(self, session_id: int) -> None:
+        self.session_id = session_id
+
+    async def add(self, node: Node) -> Node:
+        await sync_to_async(self._add)(node)
+        return node
+
+    def _add(self, node: Node) -> None:
+        with transaction.atomic():
+            # IMMEDIATE transactions (SQLite) or the row lock on the session (PostgreSQL) keep
+            # seq unique when two writers add at once.
+            list(ChatSession.objects.select_for_update().filter(pk=self.session_id).values("pk"))
+            if (
+                node.parent_id is not None
+                and not NodeRow.objects.filter(session_id=self.session_id, id=node.parent_id)
+                .exists()
+            ):
+                raise NodeNotFound(node.parent_id)
+            top = NodeRow.objects.filter(session_id=self.session_id).aggregate(m=Max("seq"))["m"]
+            node.seq = (top or 0) + 1
+            to_row(node, self.session_id).save(force_insert=True)
+
+    async def update(self, node: Node) -> None:
+        await sync_to_async(self._update)(node)
+
+    def _update(self, node: Node) -> None:
+        row = to_row(node, self.session_id)
+        changed = NodeRow.objects.filter(session_id=self.session_id, id=node.id).update(
+            **{f: getattr(row, f) for f in MUTABLE_FIELDS if f != "updated_at"}
+        )
+        if not changed:
+            raise NodeNotFound(node.id)
+
+    async def get(self, node_id: str) -> Node:
+        return await sync_to_async(self._get)(node_id)
+
+    def _get(self, node_id: str) -> Node:
+        try:
+            return to_node(NodeRow.objects.get(session_id=self.session_id, id=node_id))
+        except NodeRow.DoesNotExist:
+            raise NodeNotFound(node_id) from None
+
+    async def path(self, node_id: str) -> list[Node]:
+        return await sync_to_async(self._path)(node_id)
+
+    def _path(self, node_id: str) -> list[Node]:
+        rows = path_rows(self.session_id, node_id, with_call=True)
+        if not rows:
+            raise NodeNotFound(node_id)
+        return [to_node(r) for r in rows]
+
+    async def children(self, node_id: str) -> list[Node]:
+        return await sync_to_async(self._children)(node_id)
+
+    def _children(self, node_id: str) -> list[Node]:
+        rows = NodeRow.objects.filter(session_id=self.session_id, parent_id=node_id).order_by("seq")
+        return [to_node(r) for r in rows]
+
+    # -- beyond the protocol ---------------------------------------------------------------
+
+    def all_nodes(self) -> list[Node]:
+        rows = NodeRow.objects.filter(session_id=self.session_id).order_by("seq")
+        return [to_node(r) for r in rows]
+
+    def add_many(self, nodes: list[Node]) -> None:
+        """Bulk insert (imports, benchmarks): seq continues after the session's last node."""
+        top = NodeRow.objects.filter(session_id=self.session_id).aggregate(m=Max("seq"))["m"] or 0
+        rows = []
+        for i, node in enumerate(nodes, start=1):
+            node.seq = top + i
+            rows.append(to_row(node, self.session_id))
+        NodeRow.objects.bulk_create(rows, batch_size=500)
+

@@ -1,0 +1,384 @@
+"""The persona core with a scripted model: nesting, review, replay, resumption, failures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from personaweb.llm.scripted import ScriptedChatModel
+from personaweb.llm.types import LLMTimeout
+from personaweb.personas import (
+    Action,
+    ActionRefused,
+    BasicPersona,
+    DelegatingPersona,
+    Engine,
+    MemoryStore,
+    Mode,
+    NextKind,
+    NodeKind,
+    NodeStatus,
+    RunConfig,
+    SimpleCharacter,
+    code_hierarchy,
+    dialogue_hierarchy,
+    export_tree,
+    import_tree,
+)
+
+
+def decide(action: str, to: str, message: str) -> str:
+    return json.dumps({"action": action, "to": to, "message": message})
+
+
+SARA = SimpleCharacter(
+    name="Sara Wilcox",
+    description="A noblewoman who wants her husband crowned.",
+    personality="Cold, commanding.",
+    mood="Restless",
+    goals=["See her husband rise"],
+    sample_lines=["Screw your courage to the sticking place.", "What's done is done."],
+)
+
+
+def script_dialogue_turn(model: ScriptedChatModel, raw: str, styled: str) -> None:
+    model.enqueue(
+        decide("delegate", "responder", "Answer: hello"),
+        raw,
+        decide("delegate", "style_rewriter", raw),
+        styled,
+        decide("reply", "caller", styled),
+    )
+
+
+async def test_autonomous_dialogue_run_goes_through_both_children() -> None:
+    model = ScriptedChatModel()
+    script_dialogue_turn(model, "I am Sara.", "Sara am I, and none other.")
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model)
+
+    leaf = await engine.run_autonomous("I am Joe. Who are you?")
+
+    model.assert_complete()
+    state = await engine.state(leaf.id)
+    assert state.next.kind is NextKind.DONE
+    assert [line.text for line in state.transcript] == [
+        "I am Joe. Who are you?",
+        "Sara am I, and none other.",
+    ]
+    personas = [n.persona for n in state.path]
+    assert "orchestrator/responder" in personas
+    assert "orchestrator/style_rewriter" in personas
+    # Every LLM node records what was sent and what came back.
+    proposals = [n for n in state.path if n.kind is NodeKind.PROPOSAL]
+    assert all(n.call is not None and n.call.messages for n in proposals)
+    assert all(n.status is NodeStatus.APPROVED for n in proposals)
+
+
+async def test_the_rewriter_is_stateless_and_sees_sample_lines_only() -> None:
+    model = ScriptedChatModel()
+    script_dialogue_turn(model, "First raw.", "First styled.")
+    script_dialogue_turn(model, "Second raw.", "Second styled.")
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model)
+    leaf = await engine.run_autonomous("Hello")
+    await engine.run_autonomous("Again", parent_id=leaf.id)
+
+    rewriter_calls = [
+        c for c in model.calls if c.messages[0].content.startswith("You rewrite single lines")
+    ]
+    assert len(rewriter_calls) == 2
+    last = rewriter_calls[-1]
+    assert "Screw your courage" in last.messages[0].content
+    # Only the system prompt and the one line to rewrite: no history.
+    assert [m.role for m in last.messages] == ["system", "user"]
+    assert last.messages[1].content == "Second raw."
+    # The responder, by contrast, keeps its history.
+    responder_calls = [c for c in model.calls if "Stay in character" in c.messages[0].content]
+    assert "First raw." in [m.content for m in responder_calls[-1].messages]
+
+
+async def test_review_mode_stops_at_each_proposal_and_approval_moves_on() -> None:
+    model = ScriptedChatModel()
+    script_dialogue_turn(model, "raw", "styled")
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    inbound = await engine.send("hi")
+    leaf = await engine.advance(inbound.id)
+    assert leaf.kind is NodeKind.PROPOSAL and leaf.status is NodeStatus.PROPOSED
+    assert leaf.persona == "orchestrator"
+    assert leaf.action is Action.DELEGATE and leaf.target == "responder"
+
+    stops = 0
+    while leaf is not None:
+        stops += 1
+        leaf = await engine.process_proposed_response(leaf.id)  # type: ignore[assignment]
+    assert stops == 5  # three orchestrator decisions, one responder line, one rewrite
+    model.assert_complete()
+
+
+async def test_feedback_to_a_child_makes_it_propose_again_with_the_feedback() -> None:
+    model = ScriptedChatModel()
+    model.enqueue(decide("delegate", "responder", "Answer: hello"), "Hello there, friend.")
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    inbound = await engine.send("hello")
+    first = await engine.advance(inbound.id)
+    child = await engine.process_proposed_response(first.id)
+    assert child is not None and child.persona == "orchestrator/responder"
+
+    model.enqueue("Who asks?")
+    again = await engine.respond(child.id, "be colder")
+
+    assert again.persona == "orchestrator/responder"
+    assert again.content == "Who asks?"
+    sent = model.calls[-1].messages
+    assert sent[-2].content == "Hello there, friend."
+    assert "be colder" in sent[-1].content
+    assert (await engine.store.get(child.id)).status is NodeStatus.SUPERSEDED
+
+
+async def test_reject_makes_the_persona_try_again_knowing_it_was_rejected() -> None:
+    model = ScriptedChatModel()
+    model.enqueue(decide("delegate", "responder", "go"), "Bad line.", "Better line.")
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    leaf = await engine.advance((await engine.send("hi")).id)
+    child = await engine.process_proposed_response(leaf.id)
+    assert child is not None
+    await engine.reject(child.id)
+    retry = await engine.advance(child.id)
+    assert retry.content == "Better line."
+    assert "rejected" in model.calls[-1].messages[-1].content
+
+
+async def test_an_applied_node_refuses_approve_and_reject() -> None:
+    model = ScriptedChatModel()
+    script_dialogue_turn(model, "raw", "styled")
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model)
+    leaf = await engine.run_autonomous("hi")
+    state = await engine.state(leaf.id)
+    applied = next(n for n in state.path if n.kind is NodeKind.PROPOSAL)
+    with pytest.raises(ActionRefused):
+        await engine.approve(applied.id)
+    with pytest.raises(ActionRefused):
+        await engine.reject(applied.id)
+
+
+async def test_replay_from_a_middle_step_keeps_the_old_branch() -> None:
+    model = ScriptedChatModel()
+    script_dialogue_turn(model, "I am Sara.", "Sara am I.")
+    store = MemoryStore()
+    engine = Engine(dialogue_hierarchy(SARA), store, model)
+    old_leaf = await engine.run_autonomous("Who are you?")
+    old_path = await store.path(old_leaf.id)
+    responder_line = next(n for n in old_path if n.persona.endswith("responder") and n.is_proposal)
+
+    # Replay with tweaks: feedback on the responder's applied line starts a new branch.
+    model.enqueue(
+        "Who wants to know?",
+        decide("delegate", "style_rewriter", "Who wants to know?"),
+        "Who would know me?",
+        decide("reply", "caller", "Who would know me?"),
+    )
+    feedback = await engine.branch(responder_line.id, feedback="be suspicious")
+    new_leaf = await engine.advance(feedback.id)
+    model.assert_complete()
+
+    new_state = await engine.state(new_leaf.id)
+    assert new_state.transcript[-1].text == "Who would know me?"
+    # The old branch is untouched and still reads the same.
+    assert (await engine.state(old_leaf.id)).transcript[-1].text == "Sara am I."
+    assert [n.id for n in await store.path(old_leaf.id)] == [n.id for n in old_path]
+    kids = await store.children(responder_line.id)
+    assert len(kids) == 2  # the old continuation and the feedback
+
+
+async def test_edit_replaces_a_proposal_and_the_run_continues_with_it() -> None:
+    model = ScriptedChatModel()
+    model.enqueue(decide("delegate", "responder", "go"), "Plain line.")
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    leaf = await engine.advance((await engine.send("hi")).id)
+    child = await engine.process_proposed_response(leaf.id)
+    assert child is not None
+    edited = await engine.edit(child.id, "My edited line.")
+    model.enqueue(decide("delegate", "style_rewriter", "My edited line."))
+    nxt = await engine.advance(edited.id)
+    assert nxt.persona == "orchestrator" and nxt.status is NodeStatus.PROPOSED
+    assert "Reply from responder: My edited line." in [m.content for m in model.calls[-1].messages]
+    assert "Plain line." not in json.dumps([m.content for m in model.calls[-1].messages])
+
+
+async def test_three_level_nesting_in_the_code_hierarchy() -> None:
+    model = ScriptedChatModel()
+    model.enqueue(
+        decide("delegate", "planner", "Write add(a, b)"),
+        "1. define add",
+        decide("delegate", "coder", "Write add(a, b). Plan: 1. define add"),
+        "```python\ndef add(a, b):\n    return a - b\n```",
+        "Wrong operator.",
+        "```python\ndef add(a, b):\n    return a + b\n```",
+        "APPROVED",
+        decide("delegate", "reviewer", "Review add"),
+        "Looks fine. Ready to ship.",
+        decide("reply", "caller", "def add(a, b): return a + b -- ready"),
+    )
+    engine = Engine(code_hierarchy(), MemoryStore(), model)
+    leaf = await engine.run_autonomous("Write add(a, b)")
+    model.assert_complete()
+    state = await engine.state(leaf.id)
+    assert state.next.kind is NextKind.DONE
+    personas = {n.persona for n in state.path}
+    assert "lead/coder/implementer" in personas and "lead/coder/tester" in personas
+    coder_reply = next(
+        n for n in state.path if n.persona == "lead/coder" and n.action is Action.REPLY
+    )
+    assert "a + b" in coder_reply.content
+    assert coder_reply.call is None  # code-managed: no LLM behind it
+    assert coder_reply.data == {"rounds": 2, "approved": True}
+
+
+def deep_chain(depth: int) -> DelegatingPersona:
+    """A chain of coordinators, each with one child, ending in a basic persona."""
+    node: BasicPersona | DelegatingPersona = BasicPersona("worker", system_prompt="Work.")
+    for level in range(depth, 0, -1):
+        node = DelegatingPersona(f"c{level}", instructions="Pass it down.", children=[node])
+    assert isinstance(node, DelegatingPersona)
+    return node
+
+
+async def test_maximum_depth_fails_visibly() -> None:
+    model = ScriptedChatModel()
+    model.enqueue(decide("delegate", "c2", "x"), decide("delegate", "c3", "x"))
+    engine = Engine(deep_chain(3), MemoryStore(), model, RunConfig(max_depth=2))
+    leaf = await engine.run_autonomous("go")
+    assert leaf.kind is NodeKind.ERROR and leaf.status is NodeStatus.FAILED
+    assert "limit is 2" in leaf.content
+
+
+async def test_maximum_steps_fails_visibly() -> None:
+    model = ScriptedChatModel()
+    # The coordinator keeps delegating forever.
+    for _ in range(20):
+        model.enqueue(decide("delegate", "worker", "again"), "done")
+    root = DelegatingPersona(
+        "boss", instructions="x", children=[BasicPersona("worker", system_prompt="w")]
+    )
+    engine = Engine(root, MemoryStore(), model, RunConfig(max_steps=9))
+    leaf = await engine.run_autonomous("go")
+    assert leaf.kind is NodeKind.ERROR and "limit of 9 steps" in leaf.content
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not json at all",
+        "",
+        '{"action": "delegate", "to": "nobody", "message": "x"}',
+        '{"action": "delegate", "to": "responder"}',
+        '{"action": "fly", "to": "caller", "message": "x"}',
+    ],
+)
+async def test_malformed_orchestrator_output_is_re_asked_then_recovers(bad: str) -> None:
+    model = ScriptedChatModel()
+    model.enqueue(bad, decide("delegate", "responder", "ok"))
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    leaf = await engine.advance((await engine.send("hi")).id)
+    assert leaf.status is NodeStatus.PROPOSED and leaf.target == "responder"
+    assert leaf.call is not None and len(leaf.call.attempts) == 1
+    # The second request showed the model its mistake and the validation error.
+    assert "not valid" in model.calls[1].messages[-1].content
+
+
+async def test_malformed_output_every_time_becomes_a_failed_node_and_retry_works() -> None:
+    model = ScriptedChatModel()
+    model.enqueue("nope", "still nope", '{"action": "delegate", "to": "ghost", "message": "x"}')
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    leaf = await engine.advance((await engine.send("hi")).id)
+    assert leaf.kind is NodeKind.ERROR and leaf.status is NodeStatus.FAILED
+    assert "after 3 attempts" in leaf.content
+    assert leaf.call is not None and len(leaf.call.attempts) == 3
+
+    model.enqueue(decide("delegate", "responder", "ok"))
+    retried = await engine.retry(leaf.id)
+    assert retried.status is NodeStatus.PROPOSED
+    assert retried.parent_id == leaf.parent_id  # a sibling: the failure stays visible
+
+
+async def test_a_timeout_becomes_a_failed_node_not_a_crash() -> None:
+    model = ScriptedChatModel()
+    model.enqueue(decide("delegate", "responder", "go"), LLMTimeout("took too long"))
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model)
+    leaf = await engine.run_autonomous("hi")
+    assert leaf.kind is NodeKind.ERROR and "LLMTimeout" in leaf.content
+    assert leaf.persona == "orchestrator/responder"
+
+
+async def test_stateless_resumption_gives_the_same_tree() -> None:
+    def script() -> ScriptedChatModel:
+        model = ScriptedChatModel()
+        script_dialogue_turn(model, "raw one", "styled one")
+        script_dialogue_turn(model, "raw two", "styled two")
+        return model
+
+    # Uninterrupted.
+    full = Engine(dialogue_hierarchy(SARA), MemoryStore(), script())
+    leaf = await full.run_autonomous("first")
+    leaf = await full.run_autonomous("second", parent_id=leaf.id)
+    assert isinstance(full.store, MemoryStore)
+    expected = [(n.persona, n.kind, n.status, n.content) for n in full.store.all()]
+
+    # Interrupted after a few steps, exported, imported into fresh objects, continued.
+    model = script()
+    first = Engine(dialogue_hierarchy(SARA), MemoryStore(), model)
+    current = await first.send("first")
+    for _ in range(4):
+        changed = await first.step(current.id)
+        assert changed is not None
+        current = changed
+    assert isinstance(first.store, MemoryStore)
+    saved = export_tree(first.store.all())
+
+    nodes, _meta = import_tree(saved)
+    second = Engine(dialogue_hierarchy(SARA), MemoryStore(nodes), model)
+    leaf = await second.advance(current.id)
+    leaf = await second.run_autonomous("second", parent_id=leaf.id)
+    model.assert_complete()
+    assert isinstance(second.store, MemoryStore)
+    assert [(n.persona, n.kind, n.status, n.content) for n in second.store.all()] == expected
+
+
+async def test_a_new_message_is_refused_while_a_proposal_waits() -> None:
+    model = ScriptedChatModel()
+    model.enqueue(decide("delegate", "responder", "go"))
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    leaf = await engine.advance((await engine.send("hi")).id)
+    with pytest.raises(ActionRefused):
+        await engine.send("hello?", parent_id=leaf.id)
+
+
+async def test_breakpoints_stop_only_at_the_chosen_persona() -> None:
+    model = ScriptedChatModel()
+    script_dialogue_turn(model, "raw", "styled")
+    config = RunConfig(
+        mode=Mode.BREAKPOINTS, breakpoints=frozenset({"orchestrator/style_rewriter"})
+    )
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, config)
+    leaf = await engine.advance((await engine.send("hi")).id)
+    assert leaf.persona == "orchestrator/style_rewriter" and leaf.status is NodeStatus.PROPOSED
+    await engine.approve(leaf.id)
+    end = await engine.advance(leaf.id)
+    assert (await engine.state(end.id)).next.kind is NextKind.DONE
+
+
+async def test_each_persona_uses_its_own_profile() -> None:
+    from personaweb.llm.types import LLMProfile
+
+    model = ScriptedChatModel()
+    script_dialogue_turn(model, "raw", "styled")
+    root = dialogue_hierarchy(
+        SARA,
+        profiles={
+            "orchestrator/responder": LLMProfile(model="big", temperature=1.1),
+            "orchestrator/style_rewriter": LLMProfile(model="small", temperature=0.3),
+        },
+    )
+    await Engine(root, MemoryStore(), model).run_autonomous("hi")
+    used = {(c.profile.model, c.profile.temperature) for c in model.calls}
+    assert ("big", 1.1) in used and ("small", 0.3) in used
