@@ -7,6 +7,7 @@ Every way in goes through `validate()`, so a sheet that exists is a sheet within
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import tomllib
@@ -167,7 +168,11 @@ def slugify(name: str) -> str:
     """ "Sara Wilcox" -> "sara_wilcox": ASCII, lowercase, words joined by '_'."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     words = re.findall(r"[a-z0-9]+", ascii_name.lower())
-    return "_".join(words)[:MAX_SLUG].strip("_")
+    slug = "_".join(words)[:MAX_SLUG].strip("_")
+    if not slug and name.strip():
+        # A name with no ASCII letters (say, in Japanese) still needs a stable slug.
+        slug = "c_" + hashlib.sha1(name.strip().encode("utf-8")).hexdigest()[:10]
+    return slug
 
 
 def parse_profiles(raw: Any) -> dict[str, LLMProfile]:

@@ -241,30 +241,23 @@ class OpenAIChatModel:
         params["extra_body"] = _response_format("json_schema", request)
         try:
             result = await self._send_raw(slot.probe, params, stream=stream)
-        except openai.APIStatusError as exc:
-            if not _rejects_json_schema(exc):
-                mapped = map_sdk_error(exc, _display(url))
-                if not mapped.retryable:
-                    raise mapped from exc
-                # A transient failure says nothing about the dialect: retry as usual.
-                return await self._send(slot.client, params, url, stream=stream)
-            log.info(
-                "%s rejected response_format json_schema (HTTP %s); using json_object + schema",
-                _display(url),
-                exc.status_code,
-            )
         except openai.OpenAIError as exc:
+            if isinstance(exc, openai.APIStatusError) and _rejects_json_schema(exc):
+                log.info(
+                    "%s rejected response_format json_schema (HTTP %s); using json_object",
+                    _display(url),
+                    exc.status_code,
+                )
+                params["extra_body"] = _response_format("json_object", request)
+                result = await self._send(slot.client, params, url, stream=stream)
+                self._dialects[_key(url)] = "json_object"
+                return result
             mapped = map_sdk_error(exc, _display(url))
             if not mapped.retryable:
                 raise mapped from exc
-            return await self._send(slot.client, params, url, stream=stream)
-        else:
-            self._dialects[_key(url)] = "json_schema"
-            return result
-
-        params["extra_body"] = _response_format("json_object", request)
-        result = await self._send(slot.client, params, url, stream=stream)
-        self._dialects[_key(url)] = "json_object"
+            # A transient failure says nothing about the dialect: retry as usual.
+            result = await self._send(slot.client, params, url, stream=stream)
+        self._dialects[_key(url)] = "json_schema"
         return result
 
     async def _send(

@@ -9,6 +9,7 @@ from personaweb.personas.delegating import (
     SequencePersona,
     decision_schema,
 )
+from personaweb.personas.dialogue import STRATEGIES, SimpleCharacter, dialogue_hierarchy
 from personaweb.personas.engine import (
     ActionRefused,
     Engine,
@@ -18,13 +19,7 @@ from personaweb.personas.engine import (
     allowed_actions,
     mark_interrupted,
 )
-from personaweb.personas.hierarchies import (
-    HIERARCHIES,
-    SimpleCharacter,
-    build_hierarchy,
-    code_hierarchy,
-    dialogue_hierarchy,
-)
+from personaweb.personas.hierarchies import HIERARCHIES, build_hierarchy, code_hierarchy
 from personaweb.personas.persona import (
     BasicPersona,
     PersonaInfo,
@@ -46,6 +41,7 @@ from personaweb.personas.tree import (
 
 __all__ = [
     "HIERARCHIES",
+    "STRATEGIES",
     "Action",
     "ActionRefused",
     "BasicPersona",

@@ -7,18 +7,12 @@ from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from personaweb.llm.schema import parse_structured, validate
-from personaweb.llm.types import (
-    CallRecord,
-    ChatMessage,
-    ChatRequest,
-    LLMError,
-    LLMProfile,
-    StructuredOutputError,
-)
+from personaweb.llm.schema import validate
+from personaweb.llm.types import CallRecord, ChatMessage, LLMProfile
 from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona
-from personaweb.personas.proposal import ProposalFailed, ProposedResponse
+from personaweb.personas.proposal import ProposedResponse
 from personaweb.personas.state import Event, EventKind
+from personaweb.personas.structured import ask_structured
 from personaweb.personas.tree import Action
 
 MAX_MESSAGE_CHARS = 8000
@@ -111,64 +105,17 @@ class DelegatingPersona(ResponseDrivenPersona):
 
     async def propose(self, ctx: ProposeContext) -> ProposedResponse:
         events = ctx.current if self.stateless else ctx.history
-        messages = self.build_messages(events)
-        attempts: list[dict[str, Any]] = []
-        last: CallRecord | None = None
-        for _ in range(self.max_attempts):
-            request = ChatRequest(
-                messages=tuple(messages),
-                profile=self.profile,
-                schema=self.schema,
-                schema_name="decision",
-            )
-            try:
-                completion = await ctx.model.complete(request)
-                value = completion.parsed
-                if value is None:
-                    value = parse_structured(completion.text, self.schema)
-                errors = self.check(value)
-                text = completion.text
-                last = CallRecord.of(request, completion)
-            except StructuredOutputError as exc:
-                errors = [str(exc)]
-                text = exc.text
-                if exc.completion is not None:
-                    last = CallRecord.of(request, exc.completion)
-            except LLMError as exc:
-                record = CallRecord(
-                    messages=[m.to_dict() for m in messages],
-                    model=self.profile.model,
-                    temperature=self.profile.temperature,
-                    max_tokens=self.profile.max_tokens,
-                    attempts=attempts,
-                )
-                raise ProposalFailed(f"{type(exc).__name__}: {exc}", record, exc.retryable) from exc
-            if not errors:
-                assert last is not None
-                last.attempts = attempts
-                return self._proposal(ctx.persona, value, last)
-            attempts.append({"response_text": text, "error": "; ".join(errors)})
-            messages = [
-                *messages,
-                ChatMessage("assistant", text or "(empty)"),
-                ChatMessage(
-                    "user",
-                    f"That answer was not valid: {'; '.join(errors)}. "
-                    "Answer again with one JSON object only.",
-                ),
-            ]
-        record = last or CallRecord(
-            messages=[m.to_dict() for m in messages],
-            model=self.profile.model,
-            temperature=self.profile.temperature,
-            max_tokens=self.profile.max_tokens,
+        value, call = await ask_structured(
+            ctx.model,
+            self.build_messages(events),
+            self.profile,
+            self.schema,
+            check=self.check,
+            max_attempts=self.max_attempts,
+            schema_name="decision",
+            what="decision",
         )
-        record.attempts = attempts
-        reason = (
-            f"no valid decision after {self.max_attempts} attempts; last error: "
-            f"{attempts[-1]['error']}"
-        )
-        raise ProposalFailed(reason, record)
+        return self._proposal(ctx.persona, value, call)
 
     def _proposal(self, persona: str, value: dict[str, Any], call: CallRecord) -> ProposedResponse:
         action = Action(value["action"])

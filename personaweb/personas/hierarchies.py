@@ -6,127 +6,18 @@ can be overridden per persona path afterwards with `with_profiles`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from personaweb.llm.types import LLMProfile
 from personaweb.personas.delegating import DelegatingPersona, LoopPersona
+from personaweb.personas.dialogue import (
+    STRATEGIES,
+    CharacterLike,
+    character_from_mapping,
+    dialogue_hierarchy,
+)
 from personaweb.personas.persona import BasicPersona, ResponseDrivenPersona
-
-
-class CharacterLike(Protocol):
-    """What the dialogue personas need of a character sheet."""
-
-    name: str
-    description: str
-    personality: str
-    mood: str
-    goals: list[str]
-    sample_lines: list[str]
-
-
-@dataclass
-class SimpleCharacter:
-    """A minimal character, for the console and tests when no sheet is at hand."""
-
-    name: str
-    """Display name."""
-    description: str = ""
-    """Who they are."""
-    personality: str = ""
-    """How they behave."""
-    mood: str = ""
-    """How they feel right now."""
-    goals: list[str] = field(default_factory=list)
-    """What they want."""
-    sample_lines: list[str] = field(default_factory=list)
-    """Lines in their voice."""
-
-
-def character_from_mapping(data: Mapping[str, Any]) -> SimpleCharacter:
-    return SimpleCharacter(
-        name=str(data.get("name") or "Character"),
-        description=str(data.get("description") or ""),
-        personality=str(data.get("personality") or ""),
-        mood=str(data.get("mood") or ""),
-        goals=[str(g) for g in data.get("goals") or []],
-        sample_lines=[str(s) for s in data.get("sample_lines") or []],
-    )
-
-
-def _bullets(items: Sequence[str]) -> str:
-    return "\n".join(f"- {item}" for item in items) or "- (none given)"
-
-
-def responder_prompt(character: CharacterLike) -> str:
-    return (
-        f"You are {character.name}, speaking in a conversation. Stay in character at all times.\n"
-        f"Who you are: {character.description}\n"
-        f"Personality: {character.personality}\n"
-        f"Your mood right now: {character.mood}\n"
-        f"What you want:\n{_bullets(character.goals)}\n\n"
-        "Answer the latest message with one short spoken line (one to three sentences) that "
-        "fits your mood and serves your goals. Write only the words you say aloud."
-    )
-
-
-def rewriter_prompt(character: CharacterLike, *, max_samples: int = 25) -> str:
-    samples = character.sample_lines[:max_samples]
-    return (
-        f"You rewrite single lines of dialogue so they sound exactly like {character.name}.\n"
-        f"Here is how {character.name} talks:\n{_bullets(samples)}\n\n"
-        "You will get one line. Rewrite it in that voice: same meaning, their vocabulary, "
-        "rhythm, dialect and attitude. Keep it about as long as the original. Answer with the "
-        "rewritten line only."
-    )
-
-
-def dialogue_hierarchy(
-    character: CharacterLike,
-    *,
-    profile: LLMProfile | None = None,
-    profiles: Mapping[str, LLMProfile] | None = None,
-) -> ResponseDrivenPersona:
-    """An LLM orchestrator over an in-character responder (stateful: mood, goals, history) and a
-    stateless style rewriter that knows only the character's sample lines."""
-    base = profile or LLMProfile()
-    responder = BasicPersona(
-        "responder",
-        system_prompt=responder_prompt(character),
-        description=(
-            f"Speaks as {character.name}, in character, with their mood, goals and the "
-            "conversation so far. Send it the latest message to answer."
-        ),
-        profile=base,
-    )
-    rewriter = BasicPersona(
-        "style_rewriter",
-        system_prompt=rewriter_prompt(character),
-        description=(
-            f"Rewrites one line in {character.name}'s own voice. Send it the line to rewrite; "
-            "it remembers nothing."
-        ),
-        profile=base,
-        stateless=True,
-    )
-    root = DelegatingPersona(
-        "orchestrator",
-        instructions=(
-            f"You produce {character.name}'s next line in a conversation. First delegate the "
-            "incoming message to the responder. Then delegate the responder's line to the "
-            "style_rewriter. Then reply to your caller with the rewritten line, unchanged."
-        ),
-        children=[responder, rewriter],
-        description=f"Produces {character.name}'s next line.",
-        profile=LLMProfile(
-            model=base.model, temperature=0.2, max_tokens=400, base_url=base.base_url
-        ),
-        display_name=character.name,
-    )
-    if profiles:
-        root.with_profiles(dict(profiles))
-    return root
 
 
 def code_hierarchy(
@@ -203,22 +94,24 @@ def code_hierarchy(
 
 
 HIERARCHIES = ("dialogue", "code")
+__all__ = ["HIERARCHIES", "STRATEGIES", "build_hierarchy", "code_hierarchy", "dialogue_hierarchy"]
 
 
 def build_hierarchy(
     kind: str,
     *,
     character: CharacterLike | Mapping[str, Any] | None = None,
+    strategy: str = "nested",
     profile: LLMProfile | None = None,
     profiles: Mapping[str, LLMProfile] | None = None,
 ) -> ResponseDrivenPersona:
-    """A fresh persona tree by name."""
+    """A fresh persona tree by name (and, for dialogue, by strategy)."""
     if kind == "dialogue":
         if character is None:
             raise ValueError("the dialogue hierarchy needs a character")
         if isinstance(character, Mapping):
             character = character_from_mapping(character)
-        return dialogue_hierarchy(character, profile=profile, profiles=profiles)
+        return dialogue_hierarchy(character, strategy=strategy, profile=profile, profiles=profiles)
     if kind == "code":
         return code_hierarchy(profile=profile, profiles=profiles)
     raise ValueError(f"unknown hierarchy {kind!r}; choose one of {', '.join(HIERARCHIES)}")

@@ -78,26 +78,29 @@ MUTABLE_FIELDS = ["status", "content", "action", "target", "call", "data", "upda
 
 @dataclass
 class Tree:
-    """All nodes of a session, indexed for rendering (built from one query)."""
+    """All nodes of a session as core Nodes (no call records), indexed for rendering."""
 
-    rows: list[NodeRow]
-    """Every row, oldest first (without `call`)."""
-    by_id: dict[str, NodeRow] = field(default_factory=dict)
-    children: dict[str | None, list[NodeRow]] = field(default_factory=dict)
+    nodes: list[Node]
+    """Every node, oldest first."""
+    by_id: dict[str, Node] = field(default_factory=dict)
+    children: dict[str | None, list[Node]] = field(default_factory=dict)
     """Children per parent id (None: the roots), oldest first."""
 
     def __post_init__(self) -> None:
-        for row in self.rows:
-            self.by_id[row.id] = row
-            self.children.setdefault(row.parent_id, []).append(row)
+        for node in self.nodes:
+            self.by_id[node.id] = node
+            self.children.setdefault(node.parent_id, []).append(node)
 
-    def path(self, node_id: str) -> list[NodeRow]:
-        """Rows root -> node_id (empty if unknown)."""
-        out: list[NodeRow] = []
-        row = self.by_id.get(node_id)
-        while row is not None:
-            out.append(row)
-            row = self.by_id.get(row.parent_id) if row.parent_id else None
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def path(self, node_id: str) -> list[Node]:
+        """Nodes root -> node_id (empty if unknown)."""
+        out: list[Node] = []
+        node = self.by_id.get(node_id)
+        while node is not None:
+            out.append(node)
+            node = self.by_id.get(node.parent_id) if node.parent_id else None
         out.reverse()
         return out
 
@@ -110,17 +113,55 @@ class Tree:
 
     def latest_leaf(self) -> str:
         """The newest leaf of the whole tree ('' for an empty tree)."""
-        for row in reversed(self.rows):
-            if row.id not in self.children:
-                return row.id
+        for node in reversed(self.nodes):
+            if node.id not in self.children:
+                return node.id
         return ""
+
+    def subtree_size(self, node_id: str) -> int:
+        """How many nodes hang under node_id, itself included."""
+        count, stack = 0, [node_id]
+        while stack:
+            current = stack.pop()
+            count += 1
+            stack.extend(k.id for k in self.children.get(current, ()))
+        return count
+
+
+def _node_from_values(values: tuple) -> Node:
+    (id_, parent_id, persona, kind, status, content, action, target, sender, data, seq, created) = (
+        values
+    )
+    return Node(
+        id=id_,
+        parent_id=parent_id,
+        persona=persona,
+        kind=NodeKind(kind),
+        status=NodeStatus(status),
+        content=content,
+        action=Action(action) if action else None,
+        target=target or None,
+        sender=sender,
+        data=data or {},
+        created_at=created,
+        seq=seq,
+    )
 
 
 def load_tree(session: ChatSession | int) -> Tree:
-    """Every node of a session in one query, `call` left out."""
+    """Every node of a session in one query, without call records (they can be large)."""
     session_id = session if isinstance(session, int) else session.pk
-    rows = list(NodeRow.objects.filter(session_id=session_id).only(*TREE_FIELDS).order_by("seq"))
-    return Tree(rows)
+    values = NodeRow.objects.filter(session_id=session_id).order_by("seq").values_list(*TREE_FIELDS)
+    return Tree([_node_from_values(v) for v in values])
+
+
+def load_node(session_id: int, node_id: str) -> tuple[Node, bool] | None:
+    """One node with its call record, and whether it has children (two small queries)."""
+    row = NodeRow.objects.filter(session_id=session_id, id=node_id).first()
+    if row is None:
+        return None
+    has_children = NodeRow.objects.filter(session_id=session_id, parent_id=node_id).exists()
+    return to_node(row), has_children
 
 
 def path_rows(session_id: int, node_id: str, *, with_call: bool = False) -> list[NodeRow]:

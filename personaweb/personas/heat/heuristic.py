@@ -197,6 +197,10 @@ def heuristic_fatigue(
     return Fatigue(exchanges=exchanges, own_turns=own_turns, value=value)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def hear(
     state: HeatState,
     history: Sequence[GroupMessage],
@@ -241,8 +245,8 @@ def hear(
         reason = f"{comparison}, not mentioned"
     if fatigue.value > 0:
         reason += (
-            f", fatigue {fmt(fatigue.value)} ({fatigue.exchanges} exchanges with"
-            f" @{message.speaker}, {fatigue.own_turns} own turns since the user)"
+            f", fatigue {fmt(fatigue.value)} ({_count(fatigue.exchanges, 'exchange')} with"
+            f" @{message.speaker}, {_count(fatigue.own_turns, 'own turn')} since the user)"
         )
     speak = heat >= config.threshold
     wait = max(0.0, state.quiet_until - now)

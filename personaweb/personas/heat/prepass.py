@@ -100,17 +100,24 @@ def chat_size(members: Iterable[Member | str]) -> int:
 
 
 def fatigue_penalty(
-    history: Sequence[GroupMessage], character: str, members: Iterable[Member | str]
+    history: Sequence[GroupMessage],
+    character: str,
+    members: Iterable[Member | str],
+    *,
+    window: int = PENALTY_WINDOW,
+    per_exchange: float = PENALTY_PER_EXCHANGE,
+    cap: float = MAX_PENALTY,
 ) -> float:
     """The confidence taken off for back-and-forth with the speaker of the last message.
 
-    0.2 per time `character` answered that speaker within the last six messages, at most 0.8;
-    zero in a chat of two (one character and the human), where back-and-forth is the point.
+    0.2 per time `character` answered that speaker within the last six messages (the message
+    being judged included), at most 0.8; zero in a chat of two (one character and the human),
+    where back-and-forth is the point. `members` may list the human or not.
     """
     if not history or chat_size(members) <= 2:
         return 0.0
-    count = exchanges_with(history, character, history[-1].speaker, PENALTY_WINDOW)
-    return min(count * PENALTY_PER_EXCHANGE, MAX_PENALTY)
+    count = exchanges_with(history, character, history[-1].speaker, window)
+    return min(count * per_exchange, cap)
 
 
 def decide_from_prepass(

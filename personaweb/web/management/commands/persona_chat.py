@@ -15,7 +15,7 @@ from personaweb.characters.sheet import CharacterError, load_bundled
 from personaweb.console import ConsoleChat, ConsoleObserver, load_tree
 from personaweb.llm import build_chat_model
 from personaweb.llm.config import endpoint_from_env
-from personaweb.personas import HIERARCHIES, Engine, MemoryStore, Mode, RunConfig, build_hierarchy
+from personaweb.personas import HIERARCHIES, STRATEGIES, Engine, MemoryStore, Mode, RunConfig, build_hierarchy
 
 
 def find_character(name: str) -> Any:
@@ -38,6 +38,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--hierarchy", choices=HIERARCHIES, default="dialogue")
         parser.add_argument("--character", default="Sara Wilcox")
+        parser.add_argument("--strategy", choices=STRATEGIES, default="nested")
         parser.add_argument("--review", action="store_true", help="stop at every proposal")
         parser.add_argument("--save", type=Path, help="write the step tree to this JSON file")
         parser.add_argument("--replay", type=Path, help="a saved tree to replay from")
@@ -48,7 +49,11 @@ class Command(BaseCommand):
         if opts["replay"] and not opts["from_step"]:
             raise CommandError("--replay needs --from STEP")
         store = MemoryStore()
-        meta = {"hierarchy": opts["hierarchy"], "character": opts["character"]}
+        meta = {
+            "hierarchy": opts["hierarchy"],
+            "character": opts["character"],
+            "strategy": opts["strategy"],
+        }
         if opts["replay"]:
             try:
                 store, saved = load_tree(opts["replay"])
@@ -56,7 +61,10 @@ class Command(BaseCommand):
                 raise CommandError(f"cannot read {opts['replay']}: {exc}") from None
             meta.update(saved)
         character = find_character(meta["character"]) if meta["hierarchy"] == "dialogue" else None
-        root = build_hierarchy(meta["hierarchy"], character=character)
+        profiles = getattr(character, "profiles", None) or None
+        root = build_hierarchy(
+            meta["hierarchy"], character=character, strategy=meta["strategy"], profiles=profiles
+        )
         config = endpoint_from_env(os.environ)
         mode = Mode.REVIEW if opts["review"] else Mode.AUTONOMOUS
         with ExitStack() as stack:

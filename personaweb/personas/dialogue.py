@@ -1,0 +1,302 @@
+"""Character dialogue: three strategies for making a character speak in its own voice.
+
+- single: one prompt holding the sheet, mood, goals and sample lines.
+- nested: an LLM orchestrator over an in-character responder (stateful) and a stateless style
+  rewriter that knows only the sample lines.
+- linear: the same two children run by code (responder, then rewriter), then a goal-alignment
+  check over the character's last five lines; when it finds drift, the next turn's responder
+  gets a steering hint. The scores are kept on the nodes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from personaweb.llm.types import LLMProfile
+from personaweb.personas.delegating import CodePersona, DelegatingPersona
+from personaweb.personas.persona import BasicPersona, ResponseDrivenPersona
+from personaweb.personas.proposal import ProposedResponse
+from personaweb.personas.state import Event, EventKind
+from personaweb.personas.structured import StructuredPersona
+from personaweb.personas.tree import Action
+
+STRATEGIES = ("single", "nested", "linear")
+ALIGNMENT_WINDOW = 5
+DRIFT_THRESHOLD = 0.5
+
+
+class CharacterLike(Protocol):
+    """What the dialogue personas need of a character sheet."""
+
+    name: str
+    description: str
+    personality: str
+    mood: str
+    goals: list[str]
+    sample_lines: list[str]
+
+
+@dataclass
+class SimpleCharacter:
+    """A minimal character, for the console and tests when no sheet is at hand."""
+
+    name: str
+    """Display name."""
+    description: str = ""
+    """Who they are."""
+    personality: str = ""
+    """How they behave."""
+    mood: str = ""
+    """How they feel right now."""
+    goals: list[str] = field(default_factory=list)
+    """What they want."""
+    sample_lines: list[str] = field(default_factory=list)
+    """Lines in their voice."""
+
+
+def character_from_mapping(data: Mapping[str, Any]) -> SimpleCharacter:
+    return SimpleCharacter(
+        name=str(data.get("name") or "Character"),
+        description=str(data.get("description") or ""),
+        personality=str(data.get("personality") or ""),
+        mood=str(data.get("mood") or ""),
+        goals=[str(g) for g in data.get("goals") or []],
+        sample_lines=[str(s) for s in data.get("sample_lines") or []],
+    )
+
+
+def _bullets(items: Sequence[str]) -> str:
+    return "\n".join(f"- {item}" for item in items) or "- (none given)"
+
+
+def _who(character: CharacterLike) -> str:
+    return (
+        f"Who you are: {character.description}\n"
+        f"Personality: {character.personality}\n"
+        f"Your mood right now: {character.mood}\n"
+        f"What you want:\n{_bullets(character.goals)}\n"
+    )
+
+
+def responder_prompt(character: CharacterLike) -> str:
+    return (
+        f"You are {character.name}, speaking in a conversation. Stay in character at all "
+        f"times.\n{_who(character)}\n"
+        "Answer the latest message with one short spoken line (one to three sentences) that "
+        "fits your mood and serves your goals. Write only the words you say aloud."
+    )
+
+
+def rewriter_prompt(character: CharacterLike, *, max_samples: int = 25) -> str:
+    samples = character.sample_lines[:max_samples]
+    return (
+        f"You rewrite single lines of dialogue so they sound exactly like {character.name}.\n"
+        f"Here is how {character.name} talks:\n{_bullets(samples)}\n\n"
+        "You will get one line. Rewrite it in that voice: same meaning, their vocabulary, "
+        "rhythm, dialect and attitude. Keep it about as long as the original. Answer with the "
+        "rewritten line only."
+    )
+
+
+def single_prompt(character: CharacterLike, *, max_samples: int = 25) -> str:
+    samples = character.sample_lines[:max_samples]
+    return (
+        f"You are {character.name}, speaking in a conversation. Stay in character at all "
+        f"times.\n{_who(character)}\n"
+        f"This is how you talk; match this voice closely:\n{_bullets(samples)}\n\n"
+        "Answer the latest message with one short spoken line (one to three sentences) in that "
+        "voice, fitting your mood and serving your goals. Write only the words you say aloud."
+    )
+
+
+ALIGNMENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "drifting": {"type": "boolean"},
+        "hint": {"type": "string", "maxLength": 400},
+    },
+    "required": ["score", "drifting", "hint"],
+    "additionalProperties": False,
+}
+
+
+def alignment_prompt(character: CharacterLike) -> str:
+    return (
+        f"You judge whether {character.name}'s recent lines pursue their goals.\n"
+        f"{character.name}'s goals:\n{_bullets(character.goals)}\n\n"
+        "You get their most recent lines, oldest first. Answer with one JSON object: "
+        '{"score": 0 to 1, how well the lines as a whole serve the goals; "drifting": true when '
+        "the character has wandered from the goals; "
+        '"hint": one sentence telling the character how to steer back (empty if not drifting)}.'
+    )
+
+
+def _responder(character: CharacterLike, profile: LLMProfile) -> BasicPersona:
+    return BasicPersona(
+        "responder",
+        system_prompt=responder_prompt(character),
+        description=(
+            f"Speaks as {character.name}, in character, with their mood, goals and the "
+            "conversation so far. Send it the latest message to answer."
+        ),
+        profile=profile,
+    )
+
+
+def _rewriter(character: CharacterLike, profile: LLMProfile) -> BasicPersona:
+    return BasicPersona(
+        "style_rewriter",
+        system_prompt=rewriter_prompt(character),
+        description=(
+            f"Rewrites one line in {character.name}'s own voice. Send it the line to rewrite; "
+            "it remembers nothing."
+        ),
+        profile=profile,
+        stateless=True,
+    )
+
+
+def single_strategy(character: CharacterLike, profile: LLMProfile) -> ResponseDrivenPersona:
+    return BasicPersona(
+        "character",
+        system_prompt=single_prompt(character),
+        description=f"Speaks as {character.name} from one prompt.",
+        profile=profile,
+        display_name=character.name,
+    )
+
+
+def nested_strategy(character: CharacterLike, profile: LLMProfile) -> ResponseDrivenPersona:
+    return DelegatingPersona(
+        "orchestrator",
+        instructions=(
+            f"You produce {character.name}'s next line in a conversation. First delegate the "
+            "incoming message to the responder. Then delegate the responder's line to the "
+            "style_rewriter. Then reply to your caller with the rewritten line, unchanged."
+        ),
+        children=[_responder(character, profile), _rewriter(character, profile)],
+        description=f"Produces {character.name}'s next line.",
+        profile=LLMProfile(
+            model=profile.model, temperature=0.2, max_tokens=400, base_url=profile.base_url
+        ),
+        display_name=character.name,
+    )
+
+
+def parse_alignment(text: str) -> dict[str, Any] | None:
+    """The alignment checker's JSON reply, or None if unreadable."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("score"), int | float):
+        return None
+    return value
+
+
+class LinearDialoguePersona(CodePersona):
+    """Code-managed dialogue: responder, then rewriter, then a goal-alignment check of the last
+    five lines. A drifting verdict becomes a steering hint in the next turn's responder message."""
+
+    role_kind: ClassVar[str] = "code"
+
+    def __init__(self, character: CharacterLike, profile: LLMProfile) -> None:
+        checker = StructuredPersona(
+            "alignment",
+            system_prompt=alignment_prompt(character),
+            schema=ALIGNMENT_SCHEMA,
+            description="Scores how well the recent lines serve the character's goals.",
+            profile=LLMProfile(
+                model=profile.model, temperature=0.0, max_tokens=200, base_url=profile.base_url
+            ),
+        )
+        super().__init__(
+            "pipeline",
+            description=f"Produces {character.name}'s next line, step by step.",
+            children=[_responder(character, profile), _rewriter(character, profile), checker],
+            display_name=character.name,
+        )
+
+    def decide(self, turn: list[Event], history: list[Event]) -> ProposedResponse:
+        inbound = next(e for e in turn if e.kind is EventKind.INBOUND)
+        results = [e for e in turn if e.kind is EventKind.CHILD_RESULT]
+        if not results:
+            message = inbound.text
+            hint = self.steering_hint(history, inbound.activation)
+            if hint:
+                message = f"{message}\n\n(Direction for your answer: {hint})"
+            return ProposedResponse(self.path, Action.DELEGATE, message, target="responder")
+        latest = results[-1]
+        if latest.target == "responder":
+            return ProposedResponse(self.path, Action.DELEGATE, latest.text, "style_rewriter")
+        styled = [e.text for e in results if e.target == "style_rewriter"][-1]
+        if latest.target == "style_rewriter":
+            lines = [*self.recent_lines(history, inbound.activation), styled]
+            window = lines[-ALIGNMENT_WINDOW:]
+            message = "\n".join(f"{i}. {line}" for i, line in enumerate(window, 1))
+            return ProposedResponse(
+                self.path, Action.DELEGATE, message, "alignment", data={"window": len(window)}
+            )
+        verdict = parse_alignment(latest.text) or {}
+        data = {
+            "alignment": verdict.get("score"),
+            "drifting": bool(verdict.get("drifting")) or _low(verdict.get("score")),
+            "hint": verdict.get("hint", ""),
+        }
+        return ProposedResponse(self.path, Action.REPLY, styled, data=data)
+
+    @staticmethod
+    def recent_lines(history: list[Event], activation: int) -> list[str]:
+        """The character's own earlier lines (applied replies of earlier turns)."""
+        return [
+            e.text
+            for e in history
+            if e.kind is EventKind.OWN and e.action is Action.REPLY and e.activation < activation
+        ]
+
+    @staticmethod
+    def steering_hint(history: list[Event], activation: int) -> str:
+        """The last alignment verdict of an earlier turn, if it found drift."""
+        for event in reversed(history):
+            if event.activation >= activation:
+                continue
+            if event.kind is EventKind.CHILD_RESULT and event.target == "alignment":
+                verdict = parse_alignment(event.text)
+                if verdict and (verdict.get("drifting") or _low(verdict.get("score"))):
+                    return str(verdict.get("hint") or "steer back towards your goals")
+                return ""
+        return ""
+
+
+def _low(score: Any) -> bool:
+    return isinstance(score, int | float) and score < DRIFT_THRESHOLD
+
+
+def linear_strategy(character: CharacterLike, profile: LLMProfile) -> ResponseDrivenPersona:
+    return LinearDialoguePersona(character, profile)
+
+
+def dialogue_hierarchy(
+    character: CharacterLike,
+    *,
+    strategy: str = "nested",
+    profile: LLMProfile | None = None,
+    profiles: Mapping[str, LLMProfile] | None = None,
+) -> ResponseDrivenPersona:
+    """A character's persona tree for a strategy. `profiles` may be keyed by persona path
+    (`orchestrator/responder`) or by role name (`responder`)."""
+    base = profile or LLMProfile()
+    builders = {"single": single_strategy, "nested": nested_strategy, "linear": linear_strategy}
+    if strategy not in builders:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    root = builders[strategy](character, base)
+    if profiles:
+        for persona in root.walk():
+            chosen = profiles.get(persona.path) or profiles.get(persona.name)
+            if chosen is not None:
+                persona.profile = chosen
+    return root
