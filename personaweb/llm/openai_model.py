@@ -165,7 +165,7 @@ class OpenAIChatModel:
                     parts.append(delta)
                     yield StreamChunk(delta=delta)
         except openai.OpenAIError as exc:
-            raise map_sdk_error(exc, _display(url)) from exc
+            raise map_sdk_error(exc, _display(url), timeout_s=request.profile.timeout_s) from exc
         finally:
             # Also runs when the consumer stops early: release the HTTP connection at once.
             await response.close()
@@ -252,7 +252,7 @@ class OpenAIChatModel:
                 result = await self._send(slot.client, params, url, stream=stream)
                 self._dialects[_key(url)] = "json_object"
                 return result
-            mapped = map_sdk_error(exc, _display(url))
+            mapped = map_sdk_error(exc, _display(url), timeout_s=params["timeout"])
             if not mapped.retryable:
                 raise mapped from exc
             # A transient failure says nothing about the dialect: retry as usual.
@@ -266,7 +266,7 @@ class OpenAIChatModel:
         try:
             return await self._send_raw(client, params, stream=stream)
         except openai.OpenAIError as exc:
-            raise map_sdk_error(exc, _display(url)) from exc
+            raise map_sdk_error(exc, _display(url), timeout_s=params["timeout"]) from exc
 
     @staticmethod
     async def _send_raw(client: AsyncOpenAI, params: dict[str, Any], *, stream: bool) -> Any:
@@ -326,10 +326,13 @@ def _error_message(exc: openai.APIError) -> str:
     return message
 
 
-def map_sdk_error(exc: openai.OpenAIError, endpoint: str) -> LLMError:
+def map_sdk_error(
+    exc: openai.OpenAIError, endpoint: str, *, timeout_s: float | None = None
+) -> LLMError:
     """Translate an openai SDK exception into the port's error classes, with a clear message."""
     if isinstance(exc, openai.APITimeoutError):
-        return LLMTimeout(f"{endpoint}: no answer in time ({exc})", endpoint=endpoint)
+        within = f" within {timeout_s:g} s" if timeout_s is not None else ""
+        return LLMTimeout(f"{endpoint}: no answer{within} (request timed out)", endpoint=endpoint)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
         return LLMUnavailable(f"{endpoint}: cannot connect ({cause})", endpoint=endpoint)

@@ -135,7 +135,9 @@ def alignment_prompt(character: CharacterLike) -> str:
     )
 
 
-def _responder(character: CharacterLike, profile: LLMProfile) -> BasicPersona:
+def _responder(
+    character: CharacterLike, profile: LLMProfile, can_pass: bool = False
+) -> BasicPersona:
     return BasicPersona(
         "responder",
         system_prompt=responder_prompt(character),
@@ -144,6 +146,7 @@ def _responder(character: CharacterLike, profile: LLMProfile) -> BasicPersona:
             "conversation so far. Send it the latest message to answer."
         ),
         profile=profile,
+        can_pass=can_pass,
     )
 
 
@@ -160,25 +163,34 @@ def _rewriter(character: CharacterLike, profile: LLMProfile) -> BasicPersona:
     )
 
 
-def single_strategy(character: CharacterLike, profile: LLMProfile) -> ResponseDrivenPersona:
+def single_strategy(
+    character: CharacterLike, profile: LLMProfile, can_pass: bool = False
+) -> ResponseDrivenPersona:
     return BasicPersona(
         "character",
         system_prompt=single_prompt(character),
         description=f"Speaks as {character.name} from one prompt.",
         profile=profile,
         display_name=character.name,
+        can_pass=can_pass,
     )
 
 
-def nested_strategy(character: CharacterLike, profile: LLMProfile) -> ResponseDrivenPersona:
+def nested_strategy(
+    character: CharacterLike, profile: LLMProfile, can_pass: bool = False
+) -> ResponseDrivenPersona:
+    instructions = (
+        f"You produce {character.name}'s next line in a conversation. First delegate the "
+        "incoming message to the responder. Then delegate the responder's line to the "
+        "style_rewriter. Then reply to your caller with the rewritten line, unchanged."
+    )
+    if can_pass:
+        instructions += " If the responder chose not to answer, pass."
     return DelegatingPersona(
         "orchestrator",
-        instructions=(
-            f"You produce {character.name}'s next line in a conversation. First delegate the "
-            "incoming message to the responder. Then delegate the responder's line to the "
-            "style_rewriter. Then reply to your caller with the rewritten line, unchanged."
-        ),
-        children=[_responder(character, profile), _rewriter(character, profile)],
+        instructions=instructions,
+        allow_pass=can_pass,
+        children=[_responder(character, profile, can_pass), _rewriter(character, profile)],
         description=f"Produces {character.name}'s next line.",
         profile=LLMProfile(
             model=profile.model, temperature=0.2, max_tokens=400, base_url=profile.base_url
@@ -204,7 +216,9 @@ class LinearDialoguePersona(CodePersona):
 
     role_kind: ClassVar[str] = "code"
 
-    def __init__(self, character: CharacterLike, profile: LLMProfile) -> None:
+    def __init__(
+        self, character: CharacterLike, profile: LLMProfile, can_pass: bool = False
+    ) -> None:
         checker = StructuredPersona(
             "alignment",
             system_prompt=alignment_prompt(character),
@@ -217,7 +231,11 @@ class LinearDialoguePersona(CodePersona):
         super().__init__(
             "pipeline",
             description=f"Produces {character.name}'s next line, step by step.",
-            children=[_responder(character, profile), _rewriter(character, profile), checker],
+            children=[
+                _responder(character, profile, can_pass),
+                _rewriter(character, profile),
+                checker,
+            ],
             display_name=character.name,
         )
 
@@ -231,6 +249,8 @@ class LinearDialoguePersona(CodePersona):
                 message = f"{message}\n\n(Direction for your answer: {hint})"
             return ProposedResponse(self.path, Action.DELEGATE, message, target="responder")
         latest = results[-1]
+        if latest.action is Action.PASS:
+            return ProposedResponse(self.path, Action.PASS, "", data={"passed_by": latest.target})
         if latest.target == "responder":
             return ProposedResponse(self.path, Action.DELEGATE, latest.text, "style_rewriter")
         styled = [e.text for e in results if e.target == "style_rewriter"][-1]
@@ -276,8 +296,10 @@ def _low(score: Any) -> bool:
     return isinstance(score, int | float) and score < DRIFT_THRESHOLD
 
 
-def linear_strategy(character: CharacterLike, profile: LLMProfile) -> ResponseDrivenPersona:
-    return LinearDialoguePersona(character, profile)
+def linear_strategy(
+    character: CharacterLike, profile: LLMProfile, can_pass: bool = False
+) -> ResponseDrivenPersona:
+    return LinearDialoguePersona(character, profile, can_pass)
 
 
 def dialogue_hierarchy(
@@ -286,14 +308,16 @@ def dialogue_hierarchy(
     strategy: str = "nested",
     profile: LLMProfile | None = None,
     profiles: Mapping[str, LLMProfile] | None = None,
+    can_pass: bool = False,
 ) -> ResponseDrivenPersona:
     """A character's persona tree for a strategy. `profiles` may be keyed by persona path
-    (`orchestrator/responder`) or by role name (`responder`)."""
+    (`orchestrator/responder`) or by role name (`responder`). With `can_pass` the character
+    may choose not to answer (the null action of group chats)."""
     base = profile or LLMProfile()
     builders = {"single": single_strategy, "nested": nested_strategy, "linear": linear_strategy}
     if strategy not in builders:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    root = builders[strategy](character, base)
+    root = builders[strategy](character, base, can_pass)
     if profiles:
         for persona in root.walk():
             chosen = profiles.get(persona.path) or profiles.get(persona.name)

@@ -6,12 +6,14 @@ then proposed), so a run that dies with its process resumes from its last node.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from personaweb.llm.types import ChatModel
-from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona
+from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona, TokenCallback
 from personaweb.personas.proposal import ProposalFailed
 from personaweb.personas.state import USER, NextKind, PathState, derive
 from personaweb.personas.tree import (
@@ -97,7 +99,9 @@ class Engine:
         model: ChatModel,
         config: RunConfig | None = None,
         observer: Observer | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock
         self.root = root
         self.store = store
         self.model = model
@@ -111,8 +115,11 @@ class Engine:
 
     # -- the run -------------------------------------------------------------------------
 
-    async def send(self, text: str, parent_id: str | None = None) -> Node:
-        """Write a user message for the top persona, under `parent_id` (None: a new tree)."""
+    async def send(
+        self, text: str, parent_id: str | None = None, data: dict[str, Any] | None = None
+    ) -> Node:
+        """Write a user message for the top persona, under `parent_id` (None: a new tree).
+        `data` travels with the message (e.g. the speaker a user picked in a group chat)."""
         if not text.strip():
             raise ActionRefused("the message is empty")
         if parent_id is not None:
@@ -129,6 +136,7 @@ class Engine:
             kind=NodeKind.INBOUND,
             content=text,
             sender=USER,
+            data=dict(data or {}),
         )
         return await self._add(node)
 
@@ -352,6 +360,29 @@ class Engine:
             persona = self.root.find(persona_path)
         except KeyError:
             return await self._fail(parent_id, persona_path, f"no persona at {persona_path}")
+        try:
+            deliberations = await persona.deliberate(self._context(state, persona_path))
+        except ProposalFailed as exc:
+            failed = await self._fail(parent_id, persona_path, exc.reason, retryable=exc.retryable)
+            if exc.call is not None:
+                failed.call = exc.call
+                await self._update(failed)
+            return failed
+        if deliberations:
+            for item in deliberations:
+                decision = Node(
+                    id=new_id(),
+                    parent_id=parent_id,
+                    persona=persona_path,
+                    kind=NodeKind.DECISION,
+                    content=item.content,
+                    data=dict(item.data),
+                    call=item.call,
+                )
+                parent_id = (await self._add(decision)).id
+            state = await self.state(parent_id)
+            if state.next.kind is not NextKind.PROPOSE:
+                return await self.store.get(parent_id)
         node = Node(
             id=new_id(),
             parent_id=parent_id,
@@ -368,13 +399,7 @@ class Engine:
             if self.observer is not None:
                 await self.observer.tokens(node, text)
 
-        ctx = ProposeContext(
-            persona=persona_path,
-            history=state.history(persona_path),
-            current=state.current(persona_path),
-            model=self.model,
-            on_token=on_token,
-        )
+        ctx = self._context(state, persona_path, on_token)
         try:
             proposal = await persona.propose(ctx)
         except ProposalFailed as exc:
@@ -394,6 +419,19 @@ class Engine:
         await self._update(node)
         return node
 
+    def _context(
+        self, state: PathState, persona_path: str, on_token: TokenCallback | None = None
+    ) -> ProposeContext:
+        ctx = ProposeContext(
+            persona=persona_path,
+            history=state.history(persona_path),
+            current=state.current(persona_path),
+            model=self.model,
+        )
+        if on_token is not None:
+            ctx.on_token = on_token
+        return ctx
+
     async def _fail(
         self, parent_id: str, persona: str, reason: str, *, retryable: bool = True
     ) -> Node:
@@ -409,6 +447,7 @@ class Engine:
         return await self._add(node)
 
     async def _add(self, node: Node) -> Node:
+        node.created_at = self.clock()
         added = await self.store.add(node)
         if self.observer is not None:
             await self.observer.node_changed(added)

@@ -17,7 +17,7 @@ from personaweb.llm.types import (
     LLMError,
     LLMProfile,
 )
-from personaweb.personas.proposal import ProposalFailed, ProposedResponse
+from personaweb.personas.proposal import Deliberation, ProposalFailed, ProposedResponse
 from personaweb.personas.state import Event, EventKind
 from personaweb.personas.tree import Action
 
@@ -181,6 +181,11 @@ class ResponseDrivenPersona(ABC):
     @abstractmethod
     async def propose(self, ctx: ProposeContext) -> ProposedResponse:
         """The next proposal, given what this persona has seen."""
+
+    async def deliberate(self, ctx: ProposeContext) -> list[Deliberation]:
+        """Decisions to record as nodes before proposing. Most personas have none; a group
+        director records each character's choice to speak or not, with its numbers."""
+        return []
 
 
 def is_pass(text: str) -> bool:

@@ -39,3 +39,16 @@ class ProposalFailed(Exception):
         self.reason = reason
         self.call = call
         self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Deliberation:
+    """A decision a persona records as its own node before proposing (e.g. one character's
+    choice to speak or stay silent in a group chat)."""
+
+    content: str
+    """The reason, in one line a person can read."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """The numbers behind it."""
+    call: CallRecord | None = None
+    """The LLM call behind it, if any (an LLM pre-pass)."""

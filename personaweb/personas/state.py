@@ -14,8 +14,10 @@ How a proposal on a path is read depends on the node that follows it:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from personaweb.personas.tree import (
     PROPOSAL_KINDS,
@@ -42,6 +44,8 @@ class EventKind(StrEnum):
     """Free text from a person about the preceding proposal."""
     CHILD_RESULT = "child_result"
     """A child's reply (or pass) coming back."""
+    DECISION = "decision"
+    """A deliberation this persona recorded (e.g. who in a group should speak, and why)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ class Event:
     """Delegation target, or the child a result came from."""
     sender: str = ""
     """For inbound: who sent it."""
+    created_at: float = 0.0
+    """Unix time of the node (group chats measure heat decay with it)."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """The node's extra facts (decision numbers, the user's pick of speaker, ...)."""
 
 
 class NextKind(StrEnum):
@@ -127,6 +135,8 @@ class PathState:
     """The top-level conversation."""
     steps_in_run: int = 0
     """Nodes since the current run's user message (inclusive)."""
+    relays: dict[str, bool] = field(default_factory=dict)
+    """Per delegated persona path: whether its reply is a line of the top conversation."""
     next: Next = field(default_factory=lambda: Next(NextKind.EMPTY))
     """What happens next."""
 
@@ -168,6 +178,8 @@ def _event(state: PathState, persona: str, kind: EventKind, node: Node, **kw: ob
             text=node.content,
             node_id=node.id,
             activation=state.activations[persona],
+            created_at=node.created_at,
+            data=node.data,
             **kw,  # type: ignore[arg-type]
         )
     )
@@ -198,6 +210,7 @@ def _apply(state: PathState, node: Node, following: Node | None, root: str) -> N
         return
 
     if node.kind is NodeKind.DECISION:
+        _event(state, persona, EventKind.DECISION, node)
         return
 
     if node.kind not in PROPOSAL_KINDS:
@@ -215,6 +228,9 @@ def _apply(state: PathState, node: Node, following: Node | None, root: str) -> N
         return  # proposed, pending, streaming, interrupted: not applied yet
 
     _event(state, persona, EventKind.OWN, node, action=node.action, target=node.target)
+    if node.action is Action.DELEGATE and node.target:
+        # A group director relays its characters' replies to the conversation itself.
+        state.relays[f"{persona}/{node.target}"] = bool(node.data.get("relay"))
     if node.action in (Action.REPLY, Action.PASS):
         if state.stack and state.stack[-1] == persona:
             state.stack.pop()
@@ -228,8 +244,19 @@ def _apply(state: PathState, node: Node, following: Node | None, root: str) -> N
                     activation=state.activations[caller],
                     action=node.action,
                     target=persona.rpartition("/")[2],
+                    created_at=node.created_at,
+                    data=node.data,
                 )
             )
+            if state.relays.get(persona):
+                state.transcript.append(
+                    TranscriptLine(
+                        persona,
+                        node.content if node.action is Action.REPLY else "",
+                        node.id,
+                        passed=node.action is Action.PASS,
+                    )
+                )
         elif persona == root:
             state.transcript.append(
                 TranscriptLine(
@@ -252,7 +279,7 @@ def _next(state: PathState, leaf: Node, root: str) -> Next:
     if leaf.kind in (NodeKind.INBOUND, NodeKind.FEEDBACK):
         return Next(NextKind.PROPOSE, top or leaf.persona, leaf.id)
     if leaf.kind is NodeKind.DECISION:
-        return Next(NextKind.DONE if not top else NextKind.PROPOSE, top, leaf.id)
+        return Next(NextKind.PROPOSE if top else NextKind.DONE, top or leaf.persona, leaf.id)
     # A proposal or an edit.
     if leaf.status in (NodeStatus.PROPOSED, NodeStatus.SUPERSEDED):
         return Next(NextKind.REVIEW, leaf.persona, leaf.id)

@@ -16,6 +16,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -46,8 +47,11 @@ log = logging.getLogger("personaweb.web.runs")
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 """Who owns a run row: this process (a restart is a new worker)."""
 
-Job = Callable[[Engine], Awaitable[Node]]
-"""What a run does with its engine; returns the leaf where it stopped."""
+First = Callable[[Engine], Awaitable[Node]]
+"""A quick engine action taken before the run's task starts (send, approve, ...)."""
+Job = Callable[[Engine, Any], Awaitable[Node]]
+"""What the run's task does with its engine and the first action's node; returns the leaf
+where it stopped."""
 
 
 class RunBusy(Exception):
@@ -55,6 +59,7 @@ class RunBusy(Exception):
 
 
 _tasks: dict[int, asyncio.Task[None]] = {}
+_claimed: set[int] = set()
 _recovered = False
 _models: dict[tuple[str | None, str, str], ChatModel] = {}
 
@@ -191,34 +196,59 @@ async def broadcast(session_id: int, event: dict) -> None:
 
 def is_running(session_id: int) -> bool:
     task = _tasks.get(session_id)
-    return task is not None and not task.done()
+    return session_id in _claimed or (task is not None and not task.done())
 
 
-async def start(session: ChatSession, trigger: str, start_node: str, job: Job) -> Run:
-    """Start `job` as this session's run. RunBusy if one is in progress."""
-    await sync_to_async(ensure_recovered)()
-    if is_running(session.pk):
-        raise RunBusy("a run is in progress on this session; wait for it or stop it")
-    run = await sync_to_async(Run.objects.create)(
-        session=session,
-        start_node=start_node,
-        trigger=trigger,
-        worker=WORKER_ID,
-        heartbeat_at=timezone.now(),
+def _busy_elsewhere(session_id: int) -> bool:
+    return (
+        Run.objects.filter(session_id=session_id, status=RunStatus.RUNNING)
+        .exclude(worker=WORKER_ID)
+        .exists()
     )
-    observer = await Broadcaster.for_session(session.pk)
-    engine = engine_for(session, observer)
-    task = asyncio.create_task(_execute(run, engine, observer, job), name=f"run-{run.pk}")
-    _tasks[session.pk] = task
+
+
+async def start(
+    session: ChatSession,
+    trigger: str,
+    job: Job,
+    *,
+    first: First | None = None,
+) -> Run:
+    """Start a run on the session: `first` (a quick engine action such as approve or send) runs
+    now, so its refusal (ActionRefused) reaches the caller; `job` then runs as a task. Raises
+    RunBusy when the session already has a run, here or in another process."""
+    await sync_to_async(ensure_recovered)()
+    if is_running(session.pk) or await sync_to_async(_busy_elsewhere)(session.pk):
+        raise RunBusy("a run is in progress on this session; wait for it or stop it")
+    _claimed.add(session.pk)
+    try:
+        observer = await Broadcaster.for_session(session.pk)
+        engine = engine_for(session, observer)
+        node = await first(engine) if first is not None else None
+        run = await sync_to_async(Run.objects.create)(
+            session=session,
+            start_node=node.id if node is not None else "",
+            trigger=trigger,
+            worker=WORKER_ID,
+            heartbeat_at=timezone.now(),
+        )
+        task = asyncio.create_task(
+            _execute(run, engine, observer, job, node), name=f"run-{run.pk}"
+        )
+        _tasks[session.pk] = task
+    finally:
+        _claimed.discard(session.pk)
     await broadcast(session.pk, {"type": "run.changed"})
     return run
 
 
-async def _execute(run: Run, engine: Engine, observer: Broadcaster, job: Job) -> None:
+async def _execute(
+    run: Run, engine: Engine, observer: Broadcaster, job: Job, first: Node | None
+) -> None:
     status, error, leaf = RunStatus.FAILED, "", ""
     heart = asyncio.create_task(_heartbeat(run.pk))
     try:
-        node = await job(engine)
+        node = await job(engine, first)
         leaf = node.id
         state = await engine.state(node.id)
         status = {
@@ -333,4 +363,5 @@ def reset_for_tests() -> None:
     global _recovered
     _recovered = False
     _tasks.clear()
+    _claimed.clear()
     _models.clear()

@@ -6,4 +6,17 @@ from personaweb.web import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("sessions/new/", views.session_new, name="session_new"),
+    path("sessions/profile-fields/", views.profile_fields, name="profile_fields"),
+    path("s/<int:pk>/", views.session_page, name="session"),
+    path("s/<int:pk>/tree/", views.tree_pane, name="tree"),
+    path("s/<int:pk>/send/", views.send, name="send"),
+    path("s/<int:pk>/mode/", views.set_mode, name="mode"),
+    path("s/<int:pk>/stop/", views.stop, name="stop"),
+    path("s/<int:pk>/export/", views.export, name="export"),
+    path("s/<int:pk>/delete/", views.delete, name="delete"),
+    path("s/<int:pk>/select/<str:node_id>/", views.select, name="select"),
+    path("s/<int:pk>/inspect/<str:node_id>/", views.inspect, name="inspect"),
+    path("s/<int:pk>/n/<str:node_id>/annotate/", views.annotate, name="annotate"),
+    path("s/<int:pk>/n/<str:node_id>/<str:action>/", views.node_action, name="node_action"),
 ]

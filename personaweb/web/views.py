@@ -1,11 +1,370 @@
+"""The debugger's HTTP side: pages, fragments and the actions a person takes.
+
+Every view checks ownership (another user's session is a 404, like a missing one). Actions that
+the node cannot take are refused with 409 and a plain-text reason, whatever the buttons say.
+Views that start runs are async, so the run's task lives on the server's event loop.
+"""
+
 from __future__ import annotations
 
+import json
+
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from personaweb.characters.sheet import CharacterError, load_bundled
+from personaweb.llm.types import LLMProfile
+from personaweb.personas import ActionRefused, Engine, Node, build_hierarchy, export_tree
+from personaweb.personas.engine import allowed_actions
+from personaweb.web import fragments, runs
+from personaweb.web.models import Annotation, Character, ChatSession, Hierarchy, Mode, NodeRow
+from personaweb.web.panes import TREE_WINDOW
+from personaweb.web.store import load_node, load_tree
+
+ACTIONS = ("approve", "reject", "feedback", "edit", "branch", "retry")
+
+
+def refuse(message: str, status: int = 409) -> HttpResponse:
+    """A refusal the page shows as a message (plain text, never HTML)."""
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+def owned_session(request: HttpRequest, pk: int) -> ChatSession:
+    return get_object_or_404(ChatSession.objects.select_related("character"), pk=pk,
+                             owner=request.user)
+
+
+async def aowned_session(request: HttpRequest, pk: int) -> ChatSession:
+    user = await request.auser()
+    try:
+        return await ChatSession.objects.select_related("character").aget(pk=pk, owner=user)
+    except ChatSession.DoesNotExist:
+        raise Http404("no such session") from None
+
+
+# --- home and new sessions --------------------------------------------------------------------
+
+
+def ensure_characters(user) -> None:
+    """Give a person the bundled characters the first time they need one."""
+    if Character.objects.filter(owner=user).exists():
+        return
+    try:
+        sheets = load_bundled()
+    except CharacterError:
+        sheets = []
+    Character.objects.bulk_create(
+        [Character(owner=user, name=s.name, slug=s.slug, data=s.to_dict()) for s in sheets]
+    )
+
+
+def persona_infos(hierarchy: str, character: Character | None = None):
+    data = character.data if character else {"name": "Character"}
+    root = build_hierarchy(hierarchy, character=data if hierarchy == "dialogue" else None)
+    return [{"depth": d, "info": info} for d, info in root.describe().walk()]
 
 
 @require_GET
 @login_required
-def home(request):
-    return render(request, "web/home.html", {})
+def home(request: HttpRequest) -> HttpResponse:
+    runs.ensure_recovered()
+    ensure_characters(request.user)
+    sessions = (
+        ChatSession.objects.filter(owner=request.user)
+        .select_related("character")
+        .annotate(node_count=Count("nodes"))
+    )
+    return render(
+        request,
+        "web/home.html",
+        {
+            "sessions": sessions,
+            "characters": Character.objects.filter(owner=request.user),
+            "persona_infos": persona_infos("dialogue"),
+        },
+    )
+
+
+@require_GET
+@login_required
+def profile_fields(request: HttpRequest) -> HttpResponse:
+    hierarchy = request.GET.get("hierarchy", "dialogue")
+    if hierarchy not in Hierarchy.values:
+        return refuse(f"unknown hierarchy {hierarchy!r}", 400)
+    return render(
+        request, "web/home.html#profile-fields", {"persona_infos": persona_infos(hierarchy)}
+    )
+
+
+def _profiles_from_form(post, hierarchy: str) -> dict[str, dict]:
+    profiles = {}
+    for item in persona_infos(hierarchy):
+        info = item["info"]
+        if info.role_kind == "code":
+            continue
+        model = post.get(f"model:{info.path}", "").strip()[:200]
+        raw_t = post.get(f"temperature:{info.path}", "").strip()
+        try:
+            temperature = float(raw_t) if raw_t else info.profile.temperature
+        except ValueError:
+            raise ValueError(f"temperature for {info.path} must be a number") from None
+        if not 0 <= temperature <= 2:
+            raise ValueError(f"temperature for {info.path} must be between 0 and 2")
+        if model != info.profile.model or temperature != info.profile.temperature:
+            profile = LLMProfile(
+                model=model,
+                temperature=temperature,
+                max_tokens=info.profile.max_tokens,
+                timeout_s=info.profile.timeout_s,
+            )
+            profiles[info.path] = profile.to_dict()
+    return profiles
+
+
+@require_POST
+@login_required
+def session_new(request: HttpRequest) -> HttpResponse:
+    hierarchy = request.POST.get("hierarchy", Hierarchy.DIALOGUE)
+    mode = request.POST.get("mode", Mode.REVIEW)
+    if hierarchy not in Hierarchy.values:
+        return refuse(f"unknown hierarchy {hierarchy!r}", 400)
+    if mode not in Mode.values:
+        return refuse(f"unknown mode {mode!r}", 400)
+    character = None
+    if request.POST.get("character"):
+        character = get_object_or_404(Character, pk=request.POST["character"], owner=request.user)
+    if hierarchy == Hierarchy.DIALOGUE and character is None:
+        return refuse("a dialogue session needs a character", 400)
+    try:
+        profiles = _profiles_from_form(request.POST, hierarchy)
+    except ValueError as exc:
+        return refuse(str(exc), 400)
+    title = request.POST.get("title", "").strip()[:200]
+    if not title:
+        title = f"{character.name} · {hierarchy}" if character else f"{hierarchy} session"
+    session = ChatSession.objects.create(
+        owner=request.user,
+        title=title,
+        character=character if hierarchy == Hierarchy.DIALOGUE else None,
+        hierarchy=hierarchy,
+        mode=mode,
+        profiles=profiles,
+    )
+    return redirect(session)
+
+
+# --- the debugger page -----------------------------------------------------------------------
+
+
+def _window(request: HttpRequest) -> int:
+    try:
+        return max(TREE_WINDOW, min(int(request.GET.get("window", TREE_WINDOW)), 100_000))
+    except ValueError:
+        return TREE_WINDOW
+
+
+@require_GET
+@login_required
+def session_page(request: HttpRequest, pk: int) -> HttpResponse:
+    runs.ensure_recovered()
+    session = owned_session(request, pk)
+    selected = request.GET.get("node", "")
+    ctx = fragments.panes_context(session, window=_window(request), selected=selected)
+    ctx["ins"] = fragments.inspector_context(session, selected) if selected else None
+    return render(request, "web/session.html", ctx)
+
+
+@require_GET
+@login_required
+def tree_pane(request: HttpRequest, pk: int) -> HttpResponse:
+    session = owned_session(request, pk)
+    ctx = fragments.panes_context(session, window=_window(request))
+    return HttpResponse(fragments.render("tree", ctx))
+
+
+@require_GET
+@login_required
+def inspect(request: HttpRequest, pk: int, node_id: str) -> HttpResponse:
+    session = owned_session(request, pk)
+    ins = fragments.inspector_context(session, node_id)
+    if ins is None:
+        raise Http404("no such node")
+    return HttpResponse(fragments.render("inspector", {"ins": ins, "base": fragments.base_url(session)}))
+
+
+@require_POST
+@login_required
+def select(request: HttpRequest, pk: int, node_id: str) -> HttpResponse:
+    """Inspect a node; if it lies on another branch, make that branch the active one."""
+    session = owned_session(request, pk)
+    tree = load_tree(session)
+    if node_id not in tree.by_id:
+        raise Http404("no such node")
+    active = session.active_node if session.active_node in tree.by_id else tree.latest_leaf()
+    on_path = any(n.id == node_id for n in tree.path(active))
+    html = fragments.inspector_html(session, node_id)
+    if not on_path:
+        session.active_node = tree.newest_leaf_below(node_id)
+        session.save(update_fields=["active_node", "updated_at"])
+        ctx = fragments.panes_context(session, oob=True, selected=node_id)
+        html += "".join(
+            fragments.render(part, ctx) for part in ("runbar", "personas", "transcript", "tree")
+        )
+    return HttpResponse(html)
+
+
+@require_POST
+@login_required
+def annotate(request: HttpRequest, pk: int, node_id: str) -> HttpResponse:
+    session = owned_session(request, pk)
+    node = get_object_or_404(NodeRow, session=session, pk=node_id)
+    text = request.POST.get("text", "").strip()
+    label = request.POST.get("label", "").strip()[:60]
+    raw_score = request.POST.get("score", "").strip()
+    try:
+        score = float(raw_score) if raw_score else None
+    except ValueError:
+        return refuse("the score must be a number", 400)
+    if not (text or label or score is not None):
+        return refuse("an annotation needs a note, a label or a score", 400)
+    Annotation.objects.create(node=node, author=request.user, text=text, label=label, score=score)
+    return HttpResponse(fragments.inspector_html(session, node_id))
+
+
+@require_POST
+@login_required
+def set_mode(request: HttpRequest, pk: int) -> HttpResponse:
+    session = owned_session(request, pk)
+    mode = request.POST.get("mode", session.mode)
+    if mode not in Mode.values:
+        return refuse(f"unknown mode {mode!r}", 400)
+    known = {info.path for _, info in runs.hierarchy_for(session).describe().walk()}
+    breakpoints = [p for p in request.POST.getlist("breakpoints") if p in known]
+    session.mode = mode
+    session.breakpoints = breakpoints
+    session.save(update_fields=["mode", "breakpoints", "updated_at"])
+    ctx = fragments.panes_context(session)
+    return HttpResponse(fragments.render("runbar", ctx))
+
+
+@require_GET
+@login_required
+def export(request: HttpRequest, pk: int) -> HttpResponse:
+    session = owned_session(request, pk)
+    nodes = [
+        Node.from_dict({**n.to_dict()}) for n in runs.OrmStore(session.pk).all_nodes()
+    ]
+    meta = {"title": session.title, "hierarchy": session.hierarchy, "mode": session.mode}
+    response = HttpResponse(export_tree(nodes, meta), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.json"'
+    return response
+
+
+@require_POST
+@login_required
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    session = owned_session(request, pk)
+    if runs.is_running(session.pk):
+        return refuse("stop the run before deleting the session")
+    session.delete()
+    if request.htmx:
+        return HttpResponseClientRedirect("/")
+    return redirect("home")
+
+
+# --- actions that start runs (async: the run belongs to the server's event loop) -------------
+
+
+async def _leaf_for_send(session: ChatSession) -> str | None:
+    if session.active_node and await NodeRow.objects.filter(
+        session=session, pk=session.active_node
+    ).aexists():
+        return session.active_node
+    tree = await sync_to_async(load_tree)(session)
+    return tree.latest_leaf() or None
+
+
+@require_POST
+@login_required
+async def send(request: HttpRequest, pk: int) -> HttpResponse:
+    session = await aowned_session(request, pk)
+    text = request.POST.get("text", "").strip()
+    if not text:
+        return refuse("the message is empty", 400)
+    parent = await _leaf_for_send(session)
+
+    async def first(engine: Engine) -> Node:
+        return await engine.send(text, parent)
+
+    async def job(engine: Engine, inbound: Node) -> Node:
+        return await engine.advance(inbound.id)
+
+    return await _start(session, "send", first, job)
+
+
+@require_POST
+@login_required
+async def node_action(request: HttpRequest, pk: int, node_id: str, action: str) -> HttpResponse:
+    session = await aowned_session(request, pk)
+    if action not in ACTIONS:
+        raise Http404("no such action")
+    loaded = await sync_to_async(load_node)(session.pk, node_id)
+    if loaded is None:
+        raise Http404("no such node")
+    node, has_children = loaded
+    # The same rule the engine applies: a forced post of a disabled button stops here.
+    if action not in allowed_actions(node, has_children):
+        detail = " that already has replies" if has_children else ""
+        return refuse(f"cannot {action} a {node.status.value} {node.kind.value} node{detail}")
+    text = request.POST.get("text", "").strip()
+    content = request.POST.get("content", "")
+    if action == "feedback" and not text:
+        return refuse("feedback is empty", 400)
+    if action == "edit" and not content.strip() and node.action != "pass":
+        return refuse("the edited content is empty", 400)
+
+    async def advance(engine: Engine, leaf: Node) -> Node:
+        return await engine.advance(leaf.id)
+
+    firsts = {
+        "approve": lambda e: e.approve(node_id),
+        "reject": lambda e: e.reject(node_id),
+        "feedback": lambda e: e.feedback(node_id, text),
+        "edit": lambda e: e.edit(node_id, content),
+    }
+    if action in firsts:
+        return await _start(session, action, firsts[action], advance)
+
+    # branch and retry call the model at once: all of it happens in the run.
+    async def replay(engine: Engine, _none: None) -> Node:
+        if action == "branch":
+            new = await engine.branch(node_id, text or None)
+        else:
+            new = await engine.retry(node_id)
+        return await engine.advance(new.id)
+
+    return await _start(session, action, None, replay)
+
+
+async def _start(session: ChatSession, trigger: str, first, job) -> HttpResponse:
+    try:
+        await runs.start(session, trigger, job, first=first)
+    except runs.RunBusy as exc:
+        return refuse(str(exc))
+    except ActionRefused as exc:
+        return refuse(str(exc))
+    return HttpResponse(status=204, headers={"HX-Trigger": "pw:acted"})
+
+
+@require_POST
+@login_required
+async def stop(request: HttpRequest, pk: int) -> HttpResponse:
+    session = await aowned_session(request, pk)
+    if not await runs.stop(session.pk):
+        return refuse("no run in progress")
+    return HttpResponse(status=204)

@@ -1,0 +1,135 @@
+// PersonaWeb's only script: glue around htmx. No inline scripts anywhere (the CSP forbids them).
+(function () {
+  "use strict";
+
+  // Live fragments from the server may target things this page does not show (another node in
+  // the inspector, a row outside the shown window). Drop those before the ws extension swaps,
+  // instead of letting htmx log "target not found".
+  function keep(el) {
+    var d = el.dataset || {};
+    if ("pwOptional" in d && !document.getElementById(el.id)) return false;
+    if (d.pwIfNode !== undefined) {
+      var ins = document.getElementById("inspector");
+      if (!ins || ins.dataset.node !== d.pwIfNode) return false;
+    }
+    if (d.pwNew && document.getElementById(d.pwNew)) return false;   // already shown (resync raced)
+    if (d.pwIfExists && !document.getElementById(d.pwIfExists)) return false;
+    return true;
+  }
+
+  htmx.defineExtension("pw-optional", {
+    transformResponse: function (text) {
+      var tpl = document.createElement("template");
+      tpl.innerHTML = text;   // inert: nothing in a template runs or loads
+      Array.from(tpl.content.children).forEach(function (el) {
+        if (!keep(el)) el.remove();
+      });
+      return tpl.innerHTML;
+    },
+  });
+
+  function flash(message) {
+    var box = document.getElementById("flash");
+    if (!box) return;
+    box.textContent = message;   // text, never HTML
+    box.classList.add("show");
+    clearTimeout(flash.timer);
+    flash.timer = setTimeout(function () { box.classList.remove("show"); }, 6000);
+  }
+
+  // Refusals (409), bad input (400) and missing things (404) come back as plain text.
+  document.addEventListener("htmx:responseError", function (e) {
+    var xhr = e.detail.xhr;
+    flash(xhr.status + " · " + (xhr.responseText || xhr.statusText).slice(0, 300));
+  });
+  document.addEventListener("htmx:sendError", function () {
+    flash("The server did not answer. Is it running?");
+  });
+
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (e.detail.successful && form.matches && form.matches("form[data-reset-on-success]")) {
+      form.reset();
+    }
+  });
+
+  // A message fragment may carry a flash.
+  document.addEventListener("htmx:oobAfterSwap", function (e) {
+    var t = e.detail.target;
+    if (t && t.id === "flash") {
+      t.classList.add("show");
+      clearTimeout(flash.timer);
+      flash.timer = setTimeout(function () { t.classList.remove("show"); }, 6000);
+    }
+  });
+
+  function base() {
+    var main = document.querySelector("main.debugger");
+    return main ? main.dataset.base : null;
+  }
+
+  function inspect(nodeId) {
+    var b = base();
+    if (!b) return;
+    htmx.ajax("GET", b + "inspect/" + nodeId + "/", { target: "#inspector", swap: "outerHTML" });
+  }
+
+  function markSelected(nodeId) {
+    document.querySelectorAll("#steps > li.sel").forEach(function (li) { li.classList.remove("sel"); });
+    var li = document.getElementById("n-" + nodeId);
+    if (li) li.classList.add("sel");
+  }
+
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    // Follow the run: when the inspected node gets a child, inspect the child.
+    var ins = document.getElementById("inspector");
+    document.querySelectorAll("[data-follow-from]").forEach(function (li) {
+      var from = li.dataset.followFrom;
+      li.removeAttribute("data-follow-from");
+      if (ins && ins.dataset.node === from) inspect(li.dataset.node);
+    });
+    if (ins && ins.dataset.node) markSelected(ins.dataset.node);
+  });
+
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var ins = document.getElementById("inspector");
+    if (ins && ins.dataset.node) markSelected(ins.dataset.node);
+  });
+
+  // After a reconnect the server resyncs the panes; the inspector is ours to refresh.
+  document.addEventListener("htmx:wsOpen", function () {
+    var ins = document.getElementById("inspector");
+    if (ins && ins.dataset.node) htmx.trigger(ins, "pw:refresh");
+    document.body.classList.remove("offline");
+  });
+  document.addEventListener("htmx:wsClose", function () {
+    document.body.classList.add("offline");
+  });
+
+  // Keyboard: j/k next/previous step, a approve, r reject. Not while typing.
+  document.addEventListener("keydown", function (e) {
+    var t = e.target;
+    if (t && (t.tagName === "TEXTAREA" && e.key === "Enter" && (e.ctrlKey || e.metaKey))) {
+      var form = t.closest("form");
+      if (form) { e.preventDefault(); htmx.trigger(form, "submit"); }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+    if (e.key === "j" || e.key === "k") {
+      var rows = Array.from(document.querySelectorAll("#steps > li.step"));
+      if (!rows.length) return;
+      var i = rows.findIndex(function (li) { return li.classList.contains("sel"); });
+      i = i < 0 ? (e.key === "j" ? 0 : rows.length - 1) : i + (e.key === "j" ? 1 : -1);
+      i = Math.max(0, Math.min(rows.length - 1, i));
+      var btn = rows[i].querySelector("button.row");
+      markSelected(rows[i].dataset.node);
+      rows[i].scrollIntoView({ block: "nearest" });
+      btn.click();
+      e.preventDefault();
+    } else if (e.key === "a" || e.key === "r") {
+      var b = document.querySelector('#inspector button[data-key="' + e.key + '"]');
+      if (b && !b.disabled) { b.click(); e.preventDefault(); }
+    }
+  });
+})();

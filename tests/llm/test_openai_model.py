@@ -318,7 +318,7 @@ async def test_a_slow_server_is_llm_timeout(
     openai_server.enqueue(Delayed(30, "too late"))
     model = model_for(openai_server)
 
-    with pytest.raises(LLMTimeout) as caught:
+    with pytest.raises(LLMTimeout, match=r"no answer within 0\.2 s") as caught:
         if stream:
             await collect(model, ask(timeout_s=0.2))
         else:

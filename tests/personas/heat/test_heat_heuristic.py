@@ -9,6 +9,7 @@ from heat_cast import ANN, BOB, CAST, chat
 
 from personaweb.personas.heat import (
     USER,
+    Boosts,
     GroupMessage,
     HeatBoard,
     HeatConfig,
@@ -24,23 +25,12 @@ from personaweb.personas.heat import (
     heuristic_fatigue,
 )
 
-# Every boost switched off but the one under test, so each test reads one number.
-QUIET = HeatConfig(
-    message_bump=0.0,
-    from_user_boost=0.0,
-    mention_boost=0.0,
-    group_question_boost=0.0,
-    elsewhere_penalty=0.0,
-    length_boost_per_100_chars=0.0,
-    media_boost=0.0,
-    link_boost=0.0,
-    exchange_fatigue=0.0,
-    turn_fatigue=0.0,
-)
 
-
-def boosts_of(text: str, speaker: str = "bob", config: HeatConfig = QUIET, who: str = "ann"):
-    return compute_boosts(GroupMessage(speaker, text, 0.0), who, CAST, config)
+def boosts_of(
+    text: str, speaker: str = "bob", config: HeatConfig | None = None, who: str = "ann"
+) -> Boosts:
+    # Each test reads one named cause, so the others need not be switched off.
+    return compute_boosts(GroupMessage(speaker, text, 0.0), who, CAST, config or HeatConfig())
 
 
 # -- decay --------------------------------------------------------------------------------
@@ -87,48 +77,44 @@ def test_config_rejects_nonsense() -> None:
 
 
 def test_every_message_bumps_heat() -> None:
-    assert boosts_of("ok", config=HeatConfig()).message == 0.2
+    assert boosts_of("ok").message == 0.2
 
 
 def test_the_user_gets_more_attention_than_other_characters() -> None:
-    assert boosts_of("ok", speaker=USER, config=HeatConfig()).from_user == 0.2
-    assert boosts_of("ok", speaker="bob", config=HeatConfig()).from_user == 0.0
+    assert boosts_of("ok", speaker=USER).from_user == 0.2
+    assert boosts_of("ok", speaker="bob").from_user == 0.0
 
 
 def test_being_named_boosts_and_others_being_named_cools() -> None:
-    config = HeatConfig()
-    assert boosts_of("Ann, salt please", config=config).mention == 0.6
-    assert boosts_of("@ann salt please", config=config).mention == 0.6
-    named_elsewhere = boosts_of("Cara, salt please", config=config)
+    assert boosts_of("Ann, salt please").mention == 0.6
+    assert boosts_of("@ann salt please").mention == 0.6
+    named_elsewhere = boosts_of("Cara, salt please")
     assert named_elsewhere.mention == 0.0
     assert named_elsewhere.elsewhere == -0.15
     # Nobody named: nobody is cooled.
-    assert boosts_of("salt please", config=config).elsewhere == 0.0
+    assert boosts_of("salt please").elsewhere == 0.0
 
 
 def test_a_question_to_the_group_boosts_but_a_question_to_someone_else_does_not() -> None:
-    config = HeatConfig()
-    assert boosts_of("What should we cook?", config=config).group_question == 0.35
-    assert boosts_of("Cara, what should we cook?", config=config).group_question == 0.0
+    assert boosts_of("What should we cook?").group_question == 0.35
+    assert boosts_of("Cara, what should we cook?").group_question == 0.0
 
 
 def test_length_boost_grows_and_is_capped() -> None:
-    config = HeatConfig()
-    assert boosts_of("x" * 100, config=config).length == pytest.approx(0.05)
-    assert boosts_of("x" * 200, config=config).length == pytest.approx(0.10)
-    assert boosts_of("x" * 5000, config=config).length == pytest.approx(0.15)
+    assert boosts_of("x" * 100).length == pytest.approx(0.05)
+    assert boosts_of("x" * 200).length == pytest.approx(0.10)
+    assert boosts_of("x" * 5000).length == pytest.approx(0.15)
 
 
 def test_media_and_links_boost() -> None:
-    config = HeatConfig()
-    assert boosts_of("[image]", config=config).media == 0.1
-    assert boosts_of("see https://example.com", config=config).link == 0.1
-    both = boosts_of("https://example.com/a.jpg", config=config)
+    assert boosts_of("[image]").media == 0.1
+    assert boosts_of("see https://example.com").link == 0.1
+    both = boosts_of("https://example.com/a.jpg")
     assert (both.media, both.link) == (0.1, 0.1)
 
 
 def test_boost_numbers_add_up() -> None:
-    boosts = boosts_of("Ann? https://example.com/a.jpg", speaker=USER, config=HeatConfig())
+    boosts = boosts_of("Ann? https://example.com/a.jpg", speaker=USER)
     numbers = boosts.as_numbers()
     assert numbers["boost"] == pytest.approx(0.2 + 0.2 + 0.6 + 0.1 + 0.1 + numbers["boost_length"])
 

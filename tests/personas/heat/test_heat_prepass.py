@@ -12,6 +12,7 @@ from personaweb.llm.types import LLMProfile, LLMTimeout
 from personaweb.personas.heat import (
     PREPASS_SCHEMA,
     USER,
+    GroupMessage,
     ReplyPolicy,
     build_prepass_messages,
     decide_from_prepass,
@@ -22,7 +23,7 @@ from personaweb.personas.heat import (
 PROFILE = LLMProfile(model="tiny", temperature=0.0, max_tokens=80)
 
 
-def back_and_forth(exchanges: int) -> list:
+def back_and_forth(exchanges: int) -> list[GroupMessage]:
     """bob and ann alternating, ending with bob, so ann answered bob `exchanges` times."""
     lines = [("bob", "b0")]
     for i in range(exchanges):

@@ -1,0 +1,476 @@
+"""Group chats: a director persona on top applies the reply policy; each character under it is a
+whole dialogue hierarchy (director -> character -> responder / rewriter).
+
+Every message is heard by every other character. After each one the director records, as
+decision nodes, who would speak and why (with the numbers), then delegates to the next speaker
+or passes when everyone is quiet. Its children's replies are relayed into the conversation.
+Conversations between characters end by themselves through fatigue; a turn cap per user
+message is the last guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from personaweb.llm.types import CallRecord, LLMProfile
+from personaweb.personas.dialogue import CharacterLike, dialogue_hierarchy
+from personaweb.personas.heat.chat import USER, GroupMessage, Member, since_last_user_message
+from personaweb.personas.heat.decision import Decision, PolicySettings, ReplyPolicy, rank_speakers
+from personaweb.personas.heat.heuristic import HeatBoard, HeatConfig
+from personaweb.personas.heat.null_action import pass_instruction
+from personaweb.personas.heat.prepass import run_prepass
+from personaweb.personas.heat.rating import RatingResult, apply_rating, run_rating
+from personaweb.personas.heat.turns import TurnOrder
+from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona
+from personaweb.personas.proposal import Deliberation, ProposedResponse
+from personaweb.personas.state import Event, EventKind
+from personaweb.personas.tree import Action
+
+DEFAULT_TURN_CAP = 6
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """How a group chat decides who speaks."""
+
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    """The session's reply policy, with per-character overrides."""
+    order: TurnOrder = TurnOrder.NATURAL
+    """Among those who want to speak, who goes first."""
+    heat: HeatConfig = field(default_factory=HeatConfig)
+    """Heuristic heat settings for the session."""
+    heat_overrides: Mapping[str, HeatConfig] = field(default_factory=dict)
+    """Per character slug: heat settings replacing the session's."""
+    prepass_profile: LLMProfile = field(
+        default_factory=lambda: LLMProfile(temperature=0.0, max_tokens=120)
+    )
+    """The cheap model profile of the LLM pre-pass and the async ratings."""
+    prepass_threshold: float = 0.6
+    """Confidence minus fatigue penalty needed to speak, in the pre-pass."""
+    history_window: int = 5
+    """Recent messages the pre-pass and ratings see."""
+    turn_cap: int = DEFAULT_TURN_CAP
+    """At most this many character messages follow one user message."""
+
+
+class RatingBook:
+    """Background heat ratings, keyed by (message node id, character slug).
+
+    Ratings run after a message without holding up the reply path; a later decision uses those
+    that have landed, and records on its node which rating it used. Kept in memory: a lost
+    rating only means the heat was not nudged."""
+
+    def __init__(self) -> None:
+        self.results: dict[tuple[str, str], RatingResult] = {}
+        self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    def schedule(self, key: tuple[str, str], coro: Any) -> None:
+        if key in self.results or key in self.tasks:
+            coro.close()
+            return
+
+        async def runner() -> None:
+            try:
+                self.results[key] = await coro
+            finally:
+                self.tasks.pop(key, None)
+
+        self.tasks[key] = asyncio.get_running_loop().create_task(runner())
+
+    async def settle(self) -> None:
+        """Wait for ratings still running (tests and shutdown)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """The group conversation as the director reads it off its path."""
+
+    messages: list[GroupMessage]
+    """Every message, oldest first."""
+    node_ids: list[str]
+    """The node each message came from."""
+    picked: str | None
+    """In manual order: the speaker the user picked with their last message."""
+    passed: frozenset[str] = frozenset()
+    """Characters who chose not to answer the last message (null action)."""
+
+
+def _member(character: CharacterLike, slug: str, talkativeness: float) -> Member:
+    return Member(
+        slug=slug,
+        name=character.name,
+        talkativeness=talkativeness,
+        persona=f"{character.description} {character.personality}".strip()[:600],
+    )
+
+
+class GroupDirector(ResponseDrivenPersona):
+    """The top of a group chat. Code-managed: the policy decides, not an LLM's whim."""
+
+    role_kind: ClassVar[str] = "code"
+
+    def __init__(
+        self,
+        members: Sequence[tuple[str, CharacterLike, ResponseDrivenPersona]],
+        settings: GroupSettings | None = None,
+        *,
+        ratings: RatingBook | None = None,
+        talkativeness: Mapping[str, float] | None = None,
+    ) -> None:
+        if not members:
+            raise ValueError("a group chat needs at least one character")
+        roots = []
+        for slug, _character, root in members:
+            root.name = slug
+            roots.append(root)
+        super().__init__(
+            "director",
+            description="Decides who in the group speaks next.",
+            children=roots,
+            display_name="Group",
+        )
+        talk = dict(talkativeness or {})
+        self.members = [_member(c, slug, talk.get(slug, 0.5)) for slug, c, _root in members]
+        self.settings = settings or GroupSettings()
+        self.ratings = ratings or RatingBook()
+
+    # -- reading the conversation off the path -----------------------------------------
+
+    def heard(self, history: Sequence[Event]) -> Heard:
+        messages: list[GroupMessage] = []
+        ids: list[str] = []
+        picked: str | None = None
+        passed: set[str] = set()
+        for event in history:
+            if event.kind is EventKind.INBOUND and event.sender == USER:
+                messages.append(GroupMessage(USER, event.text, event.created_at))
+                ids.append(event.node_id)
+                picked = str(event.data.get("speaker") or "") or None
+                passed = set()
+            elif event.kind is EventKind.CHILD_RESULT and event.target is not None:
+                if event.action is Action.PASS:
+                    passed.add(event.target)
+                    continue
+                messages.append(GroupMessage(event.target, event.text, event.created_at))
+                ids.append(event.node_id)
+                passed = set()
+        return Heard(messages, ids, picked, frozenset(passed))
+
+    def name_of(self, slug: str) -> str:
+        if slug == USER:
+            return "User"
+        return next((m.name for m in self.members if m.slug == slug), slug)
+
+    # -- deciding ----------------------------------------------------------------------
+
+    async def deliberate(self, ctx: ProposeContext) -> list[Deliberation]:
+        if ctx.history and ctx.history[-1].kind is EventKind.DECISION:
+            return []  # already decided after this message (e.g. resumed after a restart)
+        heard = self.heard(ctx.history)
+        if not heard.messages:
+            return []
+        decisions = await self.decide_all(ctx, heard)
+        chosen = self.choose(decisions, heard)
+        out = []
+        for member in self.members:
+            decision = decisions.get(member.slug)
+            if decision is None:
+                continue
+            speaks = member.slug == chosen
+            verb = (
+                "speaks"
+                if speaks
+                else ("would speak, but waits" if decision.speak else "stays silent")
+            )
+            data: dict[str, Any] = {
+                **decision.to_dict(),
+                "chosen": speaks,
+                "order": self.settings.order.value,
+            }
+            call = None
+            if isinstance(decision, _CalledDecision):
+                call = decision.call
+            out.append(Deliberation(f"{member.name} {verb}: {decision.reason}", data, call))
+        return out
+
+    async def decide_all(self, ctx: ProposeContext, heard: Heard) -> dict[str, Decision]:
+        history = heard.messages
+        last = history[-1]
+        since_user = since_last_user_message(history)
+        character_turns = sum(1 for m in since_user if not m.from_user)
+        listeners = [m for m in self.members if m.slug != last.speaker]
+        policy = self.settings.policy
+        if character_turns >= self.settings.turn_cap:
+            reason = (
+                f"turn cap: {character_turns} character messages since the user's last "
+                f"message (cap {self.settings.turn_cap})"
+            )
+            return {
+                m.slug: Decision(m.slug, False, policy.for_character(m.slug), reason, {})
+                for m in listeners
+            }
+        if self.settings.order is TurnOrder.MANUAL:
+            return self._manual(listeners, heard)
+        if heard.passed:
+            # Whoever already chose not to answer this message is not asked again.
+            answered = self._after_passes(listeners, heard)
+            if answered is not None:
+                return answered
+
+        board = self._board(heard)
+        decisions: dict[str, Decision] = {}
+        prepass: list[Member] = []
+        for member in listeners:
+            kind = policy.for_character(member.slug)
+            if kind is ReplyPolicy.PREPASS:
+                prepass.append(member)
+            elif kind is ReplyPolicy.NULL_ACTION:
+                decisions[member.slug] = Decision(
+                    member.slug,
+                    True,
+                    kind,
+                    "null action: the character's own reply call may pass",
+                    {"heat": board.heat(member.slug, last.timestamp), "threshold": 0.0},
+                )
+            else:
+                decisions[member.slug] = board.last_decisions[member.slug]
+        if prepass:
+            results = await asyncio.gather(
+                *(
+                    run_prepass(
+                        ctx.model,
+                        self.settings.prepass_profile,
+                        member,
+                        history,
+                        self.members,
+                        threshold=self.settings.prepass_threshold,
+                        history_length=self.settings.history_window,
+                    )
+                    for member in prepass
+                )
+            )
+            for member, (decision, call) in zip(prepass, results, strict=True):
+                decisions[member.slug] = _CalledDecision.of(decision, call)
+        self._schedule_ratings(ctx, heard)
+        for slug in heard.passed:
+            if slug in decisions and decisions[slug].speak:
+                decisions[slug] = decisions[slug].silenced("chose not to answer this message")
+        return {m.slug: decisions[m.slug] for m in listeners if m.slug in decisions}
+
+    def _after_passes(self, listeners: list[Member], heard: Heard) -> dict[str, Decision] | None:
+        policy = self.settings.policy
+        remaining = [m for m in listeners if m.slug not in heard.passed]
+        if any(policy.for_character(m.slug) is not ReplyPolicy.NULL_ACTION for m in remaining):
+            return None  # other policies decide afresh below; passes are filtered there
+        out = {}
+        for member in listeners:
+            kind = policy.for_character(member.slug)
+            if member.slug in heard.passed:
+                out[member.slug] = Decision(
+                    member.slug, False, kind, "chose not to answer this message (null action)"
+                )
+            else:
+                out[member.slug] = Decision(
+                    member.slug, True, kind, "null action: the character's own reply call may pass"
+                )
+        return out
+
+    def _manual(self, listeners: list[Member], heard: Heard) -> dict[str, Decision]:
+        last = heard.messages[-1]
+        out = {}
+        for member in listeners:
+            if last.from_user and member.slug == heard.picked:
+                out[member.slug] = Decision(
+                    member.slug, True, ReplyPolicy.HEURISTIC, "manual order: the user picked them"
+                )
+            else:
+                why = (
+                    "manual order: the user did not pick them"
+                    if last.from_user
+                    else "manual order: the user picks who speaks next"
+                )
+                out[member.slug] = Decision(member.slug, False, ReplyPolicy.HEURISTIC, why)
+        return out
+
+    def _board(self, heard: Heard) -> _ReplayedBoard:
+        """Heat replayed over the whole conversation, each message at its own time, with the
+        async ratings that have landed applied where they were asked for."""
+        policy = self.settings.policy
+        board = HeatBoard(
+            members=self.members,
+            config=self.settings.heat,
+            overrides=dict(self.settings.heat_overrides),
+            states={},
+            clock=lambda: heard.messages[0].timestamp,
+        )
+        used: dict[str, RatingResult] = {}
+        last: dict[str, Decision] = {}
+        for message, node_id in zip(heard.messages, heard.node_ids, strict=True):
+            last = board.hear(message, now=message.timestamp)
+            for member in self.members:
+                if policy.for_character(member.slug) is not ReplyPolicy.ASYNC_RATING:
+                    continue
+                result = self.ratings.results.get((node_id, member.slug))
+                if (
+                    result is not None
+                    and result.rating is not None
+                    and message is not heard.messages[-1]
+                ):
+                    state = apply_rating(
+                        board.states[member.slug],
+                        result.rating,
+                        message.timestamp,
+                        board.config_for(member.slug),
+                    )
+                    board.set_state(member.slug, state)
+                    used[member.slug] = result
+        for slug, decision in list(last.items()):
+            if policy.for_character(slug) is ReplyPolicy.ASYNC_RATING:
+                numbers = dict(decision.numbers)
+                result = used.get(slug)
+                if result is not None and result.rating is not None:
+                    numbers.update(
+                        rating_interest=result.rating.interest,
+                        rating_boredom=result.rating.boredom,
+                        rating_wait_s=result.rating.wait_seconds,
+                    )
+                last[slug] = Decision(
+                    slug, decision.speak, ReplyPolicy.ASYNC_RATING, decision.reason, numbers
+                )
+        return _ReplayedBoard(board, last)
+
+    def _schedule_ratings(self, ctx: ProposeContext, heard: Heard) -> None:
+        policy = self.settings.policy
+        node_id = heard.node_ids[-1]
+        for member in self.members:
+            if policy.for_character(member.slug) is not ReplyPolicy.ASYNC_RATING:
+                continue
+            if member.slug == heard.messages[-1].speaker:
+                continue
+            self.ratings.schedule(
+                (node_id, member.slug),
+                run_rating(
+                    ctx.model,
+                    self.settings.prepass_profile,
+                    member,
+                    list(heard.messages),
+                    self.members,
+                    history_length=self.settings.history_window,
+                ),
+            )
+
+    def choose(self, decisions: Mapping[str, Decision], heard: Heard) -> str | None:
+        """Who speaks next among those who want to, by the session's turn order."""
+        willing = [d for d in decisions.values() if d.speak]
+        if not willing:
+            return None
+        order = self.settings.order
+        if order is TurnOrder.LIST:
+            slugs = {d.character for d in willing}
+            return next(m.slug for m in self.members if m.slug in slugs)
+        if order is TurnOrder.POOLED:
+            spoken = {m.speaker for m in since_last_user_message(heard.messages)}
+            fresh = [d for d in willing if d.character not in spoken]
+            ranked = rank_speakers(fresh)
+            return ranked[0] if ranked else None
+        ranked = rank_speakers(willing)
+        return ranked[0] if ranked else None
+
+    # -- proposing ---------------------------------------------------------------------
+
+    async def propose(self, ctx: ProposeContext) -> ProposedResponse:
+        recent: list[Event] = []
+        for event in reversed(ctx.history):
+            if event.kind is not EventKind.DECISION:
+                break
+            recent.append(event)
+        chosen = next((e for e in recent if e.data.get("chosen")), None)
+        if chosen is None:
+            why = "everyone stays quiet" if recent else "nothing to answer"
+            return ProposedResponse(ctx.persona, Action.PASS, "", data={"reason": why})
+        slug = str(chosen.data["character"])
+        heard = self.heard(ctx.history)
+        message = self.message_for(slug, heard)
+        return ProposedResponse(
+            ctx.persona,
+            Action.DELEGATE,
+            message,
+            target=slug,
+            data={"relay": True, "reason": chosen.text},
+        )
+
+    def message_for(self, slug: str, heard: Heard) -> str:
+        """What a character is told when its turn comes: what was said since it last spoke."""
+        since: list[GroupMessage] = []
+        for message in reversed(heard.messages):
+            if message.speaker == slug:
+                break
+            since.append(message)
+        since.reverse()
+        roster = ", ".join(["User", *(m.name for m in self.members)])
+        lines = "\n".join(f"{self.name_of(m.speaker)}: {m.text}" for m in since)
+        text = (
+            f"Group chat with {roster}. Said since you last spoke:\n{lines}\n\n"
+            "Say your next line to the group."
+        )
+        if self.settings.policy.for_character(slug) is ReplyPolicy.NULL_ACTION:
+            text += " " + pass_instruction(self.name_of(slug))
+        return text
+
+
+@dataclass
+class _ReplayedBoard:
+    board: HeatBoard
+    last_decisions: dict[str, Decision]
+
+    def heat(self, slug: str, now: float) -> float:
+        return self.board.heat(slug, now)
+
+
+@dataclass(frozen=True)
+class _CalledDecision(Decision):
+    """A Decision that came with an LLM call (the pre-pass)."""
+
+    call: CallRecord | None = None
+
+    @classmethod
+    def of(cls, decision: Decision, call: CallRecord | None) -> _CalledDecision:
+        return cls(
+            decision.character,
+            decision.speak,
+            decision.policy,
+            decision.reason,
+            dict(decision.numbers),
+            call,
+        )
+
+
+def stable_slug(name: str) -> str:
+    base = "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_") or "character"
+    return base[:40] if len(base) <= 40 else base[:32] + hashlib.sha1(base.encode()).hexdigest()[:8]
+
+
+def group_hierarchy(
+    characters: Sequence[tuple[str, CharacterLike]],
+    settings: GroupSettings | None = None,
+    *,
+    strategy: str = "nested",
+    profile: LLMProfile | None = None,
+    talkativeness: Mapping[str, float] | None = None,
+    ratings: RatingBook | None = None,
+) -> GroupDirector:
+    """A director over one dialogue hierarchy per (slug, character). Characters whose policy is
+    the null action get a persona tree that can pass."""
+    settings = settings or GroupSettings()
+    members = []
+    for slug, character in characters:
+        can_pass = settings.policy.for_character(slug) is ReplyPolicy.NULL_ACTION
+        root = dialogue_hierarchy(character, strategy=strategy, profile=profile, can_pass=can_pass)
+        members.append((slug, character, root))
+    return GroupDirector(members, settings, ratings=ratings, talkativeness=talkativeness)

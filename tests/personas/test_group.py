@@ -1,0 +1,220 @@
+"""Group chats: the director's decisions, turn order, policies and the chat quieting down."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from personaweb.llm.scripted import ScriptedChatModel
+from personaweb.llm.types import ChatRequest
+from personaweb.personas import (
+    Action,
+    Engine,
+    MemoryStore,
+    NodeKind,
+    RunConfig,
+    SimpleCharacter,
+)
+from personaweb.personas.group import GroupSettings, RatingBook, group_hierarchy
+from personaweb.personas.heat import PolicySettings, ReplyPolicy, TurnOrder
+
+ANN = SimpleCharacter("Ann Archer", description="A cheerful archer.")
+BOB = SimpleCharacter("Bob Baker", description="A grumpy baker.")
+CARA = SimpleCharacter("Cara Cole", description="A curious chemist.")
+CAST = [("ann", ANN), ("bob", BOB), ("cara", CARA)]
+
+
+def ticking(step: float = 1.0) -> Callable[[], float]:
+    """A clock that moves a fixed step each time it is read: deterministic heat decay."""
+    now = [1_000.0]
+
+    def clock() -> float:
+        now[0] += step
+        return now[0]
+
+    return clock
+
+
+def by_speaker(replies: dict[str, str]) -> Callable[[ChatRequest], str]:
+    """Answer each character's call with its scripted line, whatever the order."""
+
+    def answer(request: ChatRequest) -> str:
+        system = request.messages[0].content
+        for name, line in replies.items():
+            if f"You are {name}" in system:
+                return line
+        raise AssertionError(f"unexpected call: {system[:80]}")
+
+    return answer
+
+
+def engine_for(settings: GroupSettings, model: ScriptedChatModel, strategy: str = "single"):
+    root = group_hierarchy(CAST, settings, strategy=strategy)
+    return Engine(root, MemoryStore(), model, RunConfig(max_steps=400), clock=ticking())
+
+
+async def test_a_three_character_chat_quiets_down_by_itself() -> None:
+    model = ScriptedChatModel()
+    # Everyone keeps naming the others: only fatigue can end this.
+    model.default = by_speaker(
+        {
+            "Ann Archer": "Bob, what do you think?",
+            "Bob Baker": "Cara, bread is better, right?",
+            "Cara Cole": "Ann, chemistry wins.",
+        }
+    )
+    engine = engine_for(GroupSettings(turn_cap=20), model)
+    leaf = await engine.run_autonomous("Hi everyone, what should we do today?")
+
+    state = await engine.state(leaf.id)
+    assert leaf.persona == "director" and leaf.action is Action.PASS
+    spoken = [line.speaker for line in state.transcript if line.speaker != "user" and line.text]
+    assert len(set(spoken)) >= 2, spoken
+    assert len(spoken) < 20  # stopped by fatigue, far below the cap
+    # The last decisions are silent ones, each with its reason and numbers.
+    last_decisions = [n for n in state.path if n.kind is NodeKind.DECISION][-2:]
+    for node in last_decisions:
+        assert "stays silent" in node.content
+        assert node.data["speak"] is False and "heat" in node.data["numbers"]
+
+
+async def test_a_group_turn_shows_three_levels() -> None:
+    model = ScriptedChatModel()
+    decide = json.dumps
+    model.route(
+        ScriptedChatModel.system_contains("You coordinate"),
+        decide({"action": "delegate", "to": "responder", "message": "Answer the user"}),
+        decide({"action": "delegate", "to": "style_rewriter", "message": "Hello."}),
+        decide({"action": "reply", "to": "caller", "message": "Well met."}),
+    )
+    model.route(ScriptedChatModel.system_contains("Stay in character"), "Hello.")
+    model.route(ScriptedChatModel.system_contains("You rewrite"), "Well met.")
+    root = group_hierarchy(
+        [("ann", ANN), ("bob", BOB)],
+        GroupSettings(order=TurnOrder.MANUAL),
+        strategy="nested",
+    )
+    engine = Engine(root, MemoryStore(), model, clock=ticking())
+    inbound = await engine.send("Ann, hello!", data={"speaker": "ann"})
+    leaf = await engine.advance(inbound.id)
+    model.assert_complete()
+    personas = [n.persona for n in await engine.store.path(leaf.id)]
+    assert "director/ann/responder" in personas and "director/ann/style_rewriter" in personas
+    state = await engine.state(leaf.id)
+    assert [(t.speaker, t.text) for t in state.transcript if t.text] == [
+        ("user", "Ann, hello!"),
+        ("director/ann", "Well met."),
+    ]
+
+
+async def test_manual_order_lets_only_the_picked_character_speak() -> None:
+    model = ScriptedChatModel()
+    model.default = by_speaker({"Bob Baker": "Fine, Ann. Fine."})
+    engine = engine_for(GroupSettings(order=TurnOrder.MANUAL), model)
+    inbound = await engine.send("Ann, Bob, Cara: hello!", data={"speaker": "bob"})
+    leaf = await engine.advance(inbound.id)
+    state = await engine.state(leaf.id)
+    spoken = [t.speaker for t in state.transcript if t.speaker != "user" and t.text]
+    assert spoken == ["director/bob"]
+    decisions = [n for n in state.path if n.kind is NodeKind.DECISION]
+    assert any("the user picked them" in n.content for n in decisions)
+    assert any("manual order: the user picks who speaks next" in n.content for n in decisions)
+
+
+async def test_pooled_order_gives_each_character_at_most_one_turn() -> None:
+    model = ScriptedChatModel()
+    model.default = by_speaker(
+        {
+            "Ann Archer": "Bob and Cara, listen!",
+            "Bob Baker": "Ann and Cara, no!",
+            "Cara Cole": "Ann and Bob, why?",
+        }
+    )
+    engine = engine_for(GroupSettings(order=TurnOrder.POOLED), model)
+    leaf = await engine.run_autonomous("Ann, Bob, Cara: who wants cake?")
+    state = await engine.state(leaf.id)
+    spoken = [t.speaker for t in state.transcript if t.speaker != "user" and t.text]
+    assert spoken and len(spoken) == len(set(spoken))
+
+
+async def test_the_turn_cap_is_the_last_guard() -> None:
+    model = ScriptedChatModel()
+    model.default = by_speaker(
+        {
+            "Ann Archer": "Bob! Cara! Answer me!",
+            "Bob Baker": "Ann! Cara! Answer me!",
+            "Cara Cole": "Ann! Bob! Answer me!",
+        }
+    )
+    engine = engine_for(GroupSettings(turn_cap=2), model)
+    leaf = await engine.run_autonomous("Ann, Bob, Cara!")
+    state = await engine.state(leaf.id)
+    spoken = [t for t in state.transcript if t.speaker != "user" and t.text]
+    assert len(spoken) == 2
+    assert any("turn cap" in n.content for n in state.path if n.kind is NodeKind.DECISION)
+
+
+async def test_prepass_decisions_carry_their_calls_and_bad_json_is_silence() -> None:
+    model = ScriptedChatModel()
+    verdicts = {
+        "Ann Archer": json.dumps({"should_respond": True, "reason": "asked", "confidence": 0.9}),
+        "Bob Baker": "this is not json",
+    }
+
+    def answer(request: ChatRequest) -> str:
+        system = request.messages[0].content
+        if request.schema is not None:
+            return next(v for name, v in verdicts.items() if f"judgement of {name}" in system)
+        if "You are Ann Archer" in system:
+            return "Happy to help!"
+        raise AssertionError(system[:80])
+
+    model.default = answer
+    settings = GroupSettings(policy=PolicySettings(default=ReplyPolicy.PREPASS), turn_cap=1)
+    root = group_hierarchy([("ann", ANN), ("bob", BOB)], settings, strategy="single")
+    engine = Engine(root, MemoryStore(), model, clock=ticking())
+    leaf = await engine.run_autonomous("Can someone help me?")
+    state = await engine.state(leaf.id)
+    first = [n for n in state.path if n.kind is NodeKind.DECISION][:2]
+    by_name = {n.data["character"]: n for n in first}
+    assert by_name["ann"].data["speak"] is True and by_name["ann"].call is not None
+    assert by_name["bob"].data["speak"] is False
+    assert "unusable" in by_name["bob"].content
+    assert [t.text for t in state.transcript if t.speaker == "director/ann"] == ["Happy to help!"]
+
+
+async def test_null_action_pass_is_a_visible_silent_choice() -> None:
+    model = ScriptedChatModel()
+    model.default = by_speaker({"Ann Archer": "[pass]", "Bob Baker": "[pass]"})
+    settings = GroupSettings(policy=PolicySettings(default=ReplyPolicy.NULL_ACTION))
+    root = group_hierarchy([("ann", ANN), ("bob", BOB)], settings, strategy="single")
+    engine = Engine(root, MemoryStore(), model, clock=ticking())
+    leaf = await engine.run_autonomous("Nice weather.")
+    path = await engine.store.path(leaf.id)
+    passes = [n for n in path if n.persona.startswith("director/") and n.action is Action.PASS]
+    assert passes  # the character's own call chose to stay quiet
+    assert "reply with exactly [pass]" in model.calls[0].messages[-1].content
+    assert leaf.action is Action.PASS and leaf.persona == "director"
+
+
+async def test_async_ratings_run_in_the_background_and_nudge_later_decisions() -> None:
+    model = ScriptedChatModel()
+    rating = json.dumps({"interest": 0.0, "boredom": 1.0, "wait_seconds": 100})
+
+    def answer(request: ChatRequest) -> str:
+        if request.schema is not None:
+            return rating
+        return "Sure."
+
+    model.default = answer
+    book = RatingBook()
+    settings = GroupSettings(policy=PolicySettings(default=ReplyPolicy.ASYNC_RATING), turn_cap=1)
+    root = group_hierarchy([("ann", ANN), ("bob", BOB)], settings, strategy="single", ratings=book)
+    engine = Engine(root, MemoryStore(), model, clock=ticking())
+    leaf = await engine.run_autonomous("Ann, are you there?")
+    await book.settle()
+    assert book.results  # rated after the message, off the reply path
+    leaf = await engine.run_autonomous("Ann and Bob, still there?", parent_id=leaf.id)
+    state = await engine.state(leaf.id)
+    later = [n for n in state.path if n.kind is NodeKind.DECISION][-2:]
+    assert any("rating_boredom" in n.data["numbers"] for n in later)
