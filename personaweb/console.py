@@ -189,9 +189,11 @@ class ConsoleChat:
         store = self.engine.store
         if not isinstance(store, MemoryStore):
             raise ValueError("replay needs a loaded tree")
-        key = step.lstrip("#")
+        key = step.strip()
+        by_seq = key.startswith("#") or key.isdigit()
+        key = key.lstrip("#")
         for node in store.all():
-            if str(node.seq) == key or node.id.startswith(key):
+            if (by_seq and str(node.seq) == key) or (not by_seq and node.id.startswith(key)):
                 return node
         raise ValueError(f"no step {step!r} in the saved tree")
 

@@ -192,6 +192,7 @@ class GroupDirector(ResponseDrivenPersona):
                 **decision.to_dict(),
                 "chosen": speaks,
                 "order": self.settings.order.value,
+                "heard": heard.node_ids[-1],
             }
             call = None
             if isinstance(decision, _CalledDecision):
@@ -340,6 +341,14 @@ class GroupDirector(ResponseDrivenPersona):
                         rating_boredom=result.rating.boredom,
                         rating_wait_s=result.rating.wait_seconds,
                     )
+                    if result.record is not None:
+                        numbers.update(
+                            rating_tokens=float(
+                                (result.record.prompt_tokens or 0)
+                                + (result.record.completion_tokens or 0)
+                            ),
+                            rating_latency_s=result.record.latency_s,
+                        )
                 last[slug] = Decision(
                     slug, decision.speak, ReplyPolicy.ASYNC_RATING, decision.reason, numbers
                 )

@@ -218,3 +218,24 @@ async def test_async_ratings_run_in_the_background_and_nudge_later_decisions() -
     state = await engine.state(leaf.id)
     later = [n for n in state.path if n.kind is NodeKind.DECISION][-2:]
     assert any("rating_boredom" in n.data["numbers"] for n in later)
+
+
+async def test_policy_costs_are_measured_from_the_nodes() -> None:
+    from personaweb.personas.group_metrics import policy_costs
+
+    model = ScriptedChatModel()
+    model.default = by_speaker({"Ann Archer": "Hello!", "Bob Baker": "Hi."})
+    heuristic = engine_for(GroupSettings(turn_cap=2), model)
+    leaf = await heuristic.run_autonomous("Ann, Bob: hello!")
+    costs = {c.policy: c for c in policy_costs(await heuristic.store.path(leaf.id))}
+    assert costs["heuristic"].llm_calls == 0 and costs["heuristic"].messages >= 1
+
+    model = ScriptedChatModel()
+    verdict = json.dumps({"should_respond": False, "reason": "not mine", "confidence": 0.1})
+    model.default = lambda request: verdict
+    settings = GroupSettings(policy=PolicySettings(default=ReplyPolicy.PREPASS))
+    prepass = engine_for(settings, model)
+    leaf = await prepass.run_autonomous("Anyone?")
+    costs = {c.policy: c for c in policy_costs(await prepass.store.path(leaf.id))}
+    assert costs["prepass"].llm_calls == 3 and costs["prepass"].messages == 1
+    assert costs["prepass"].tokens > 0 and costs["prepass"].calls_per_message == 3
