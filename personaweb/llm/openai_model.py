@@ -285,11 +285,28 @@ def _display(url: str | None) -> str:
     return url or OPENAI_DEFAULT_BASE_URL
 
 
+_LENGTH_KEYWORDS = frozenset({"maxLength", "minLength", "maxItems", "minItems"})
+
+
+def grammar_friendly(schema: Any) -> Any:
+    """The schema without length bounds, for servers that compile schemas into grammars.
+
+    llama.cpp turns `maxLength: N` into N nested optional rules; a few thousand of them crash
+    its server (the connection just drops). The bounds are still enforced: every answer is
+    validated on our side against the full schema."""
+    if isinstance(schema, dict):
+        return {k: grammar_friendly(v) for k, v in schema.items() if k not in _LENGTH_KEYWORDS}
+    if isinstance(schema, list):
+        return [grammar_friendly(item) for item in schema]
+    return schema
+
+
 def _response_format(dialect: StructuredDialect, request: ChatRequest) -> dict[str, Any]:
     # Sent through extra_body: the SDK's typed response_format has no place for llama.cpp's
     # "schema" key, and one code path for both dialects keeps them comparable.
     if dialect == "json_object":
-        return {"response_format": {"type": "json_object", "schema": request.schema}}
+        schema = grammar_friendly(request.schema or {})
+        return {"response_format": {"type": "json_object", "schema": schema}}
     name = _SCHEMA_NAME_CHARS.sub("_", request.schema_name)[:64] or "response"
     return {
         "response_format": {

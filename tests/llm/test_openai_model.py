@@ -195,7 +195,20 @@ async def test_structured_output_falls_back_to_json_object_on_llamacpp_and_remem
     # One rejected probe, then json_object for this call and the next: no second probe.
     formats = [r["response_format"]["type"] for r in llamacpp_server.requests]
     assert formats == ["json_schema", "json_object", "json_object"]
-    assert llamacpp_server.requests[1]["response_format"]["schema"] == DECISION
+    # Length bounds are left out of what llama.cpp compiles into a grammar (a large maxLength
+    # crashes its server) but are still checked here.
+    sent = llamacpp_server.requests[1]["response_format"]["schema"]
+    assert "minLength" not in json.dumps(sent)
+    assert sent["properties"]["to"] == DECISION["properties"]["to"]
+
+
+async def test_length_bounds_left_out_of_the_grammar_are_still_enforced(
+    llamacpp_server: ScriptedOpenAIServer, model_for: ModelFactory
+) -> None:
+    llamacpp_server.enqueue('{"action": "reply", "to": "responder", "message": ""}')
+    model = model_for(llamacpp_server, structured_dialect="json_object")
+    with pytest.raises(StructuredOutputError):
+        await model.complete(ask_for_decision())
 
 
 async def test_the_dialect_can_be_forced(

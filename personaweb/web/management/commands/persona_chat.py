@@ -15,7 +15,15 @@ from personaweb.characters.sheet import CharacterError, load_bundled
 from personaweb.console import ConsoleChat, ConsoleObserver, load_tree
 from personaweb.llm import build_chat_model
 from personaweb.llm.config import endpoint_from_env
-from personaweb.personas import HIERARCHIES, STRATEGIES, Engine, MemoryStore, Mode, RunConfig, build_hierarchy
+from personaweb.personas import (
+    HIERARCHIES,
+    STRATEGIES,
+    Engine,
+    MemoryStore,
+    Mode,
+    RunConfig,
+    build_hierarchy,
+)
 
 
 def find_character(name: str) -> Any:
@@ -44,6 +52,11 @@ class Command(BaseCommand):
         parser.add_argument("--replay", type=Path, help="a saved tree to replay from")
         parser.add_argument("--from", dest="from_step", help="step to replay from: #seq or id")
         parser.add_argument("--feedback", help="feedback for the replayed step (else: ask)")
+
+    def out(self, text: str) -> None:
+        # Django's OutputWrapper adds a newline per write; streamed tokens must not get one.
+        self.stdout.write(text, ending="")
+        self.stdout.flush()
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["replay"] and not opts["from_step"]:
@@ -79,9 +92,9 @@ class Command(BaseCommand):
                 store,
                 build_chat_model(config),
                 RunConfig(mode=mode),
-                ConsoleObserver(self.stdout.write),
+                ConsoleObserver(self.out),
             )
-            chat = ConsoleChat(engine, save_to=opts["save"] or opts["replay"], meta=meta)
+            chat = ConsoleChat(engine, write=self.out, save_to=opts["save"] or opts["replay"], meta=meta)
             self.stdout.write(
                 f"{root.display_name} ({meta['hierarchy']}, {mode.value} mode, "
                 f"model {config.default_model} at {config.base_url or 'OpenAI'})"
