@@ -19,6 +19,7 @@ from personaweb.personas.engine import (
     allowed_actions,
     mark_interrupted,
 )
+from personaweb.personas.group import GroupDirector, GroupSettings, RatingBook, group_hierarchy
 from personaweb.personas.hierarchies import HIERARCHIES, build_hierarchy, code_hierarchy
 from personaweb.personas.persona import (
     BasicPersona,
@@ -50,6 +51,8 @@ __all__ = [
     "Engine",
     "Event",
     "EventKind",
+    "GroupDirector",
+    "GroupSettings",
     "LoopPersona",
     "MemoryStore",
     "Mode",
@@ -64,6 +67,7 @@ __all__ = [
     "ProposalFailed",
     "ProposeContext",
     "ProposedResponse",
+    "RatingBook",
     "ResponseDrivenPersona",
     "RunConfig",
     "SequencePersona",
@@ -76,6 +80,7 @@ __all__ = [
     "derive",
     "dialogue_hierarchy",
     "export_tree",
+    "group_hierarchy",
     "import_tree",
     "mark_interrupted",
 ]
