@@ -483,3 +483,47 @@ def group_hierarchy(
         root = dialogue_hierarchy(character, strategy=strategy, profile=profile, can_pass=can_pass)
         members.append((slug, character, root))
     return GroupDirector(members, settings, ratings=ratings, talkativeness=talkativeness)
+
+
+def group_settings_from_dict(data: Mapping[str, Any]) -> GroupSettings:
+    """GroupSettings from stored JSON: {"policy", "overrides", "order", "half_life_s",
+    "threshold", "turn_cap", "prepass_threshold", "history_window", "prepass_profile"}.
+    Unknown values raise ValueError with the field's name."""
+    try:
+        policy = ReplyPolicy(data.get("policy") or ReplyPolicy.HEURISTIC)
+        overrides = {str(k): ReplyPolicy(v) for k, v in dict(data.get("overrides") or {}).items()}
+        order = TurnOrder(data.get("order") or TurnOrder.NATURAL)
+    except ValueError as exc:
+        raise ValueError(f"group settings: {exc}") from None
+    heat = HeatConfig(
+        half_life_s=float(data.get("half_life_s", HeatConfig.half_life_s)),
+        threshold=float(data.get("threshold", HeatConfig.threshold)),
+    )
+    profile = data.get("prepass_profile")
+    return GroupSettings(
+        policy=PolicySettings(default=policy, overrides=overrides),
+        order=order,
+        heat=heat,
+        prepass_profile=(
+            LLMProfile.from_dict(profile)
+            if isinstance(profile, Mapping)
+            else LLMProfile(temperature=0.0, max_tokens=120)
+        ),
+        prepass_threshold=float(data.get("prepass_threshold", 0.6)),
+        history_window=int(data.get("history_window", 5)),
+        turn_cap=int(data.get("turn_cap", DEFAULT_TURN_CAP)),
+    )
+
+
+def group_settings_to_dict(settings: GroupSettings) -> dict[str, Any]:
+    return {
+        "policy": settings.policy.default.value,
+        "overrides": {k: v.value for k, v in settings.policy.overrides.items()},
+        "order": settings.order.value,
+        "half_life_s": settings.heat.half_life_s,
+        "threshold": settings.heat.threshold,
+        "prepass_profile": settings.prepass_profile.to_dict(),
+        "prepass_threshold": settings.prepass_threshold,
+        "history_window": settings.history_window,
+        "turn_cap": settings.turn_cap,
+    }

@@ -41,6 +41,13 @@ class Character(models.Model):
 class Hierarchy(models.TextChoices):
     DIALOGUE = "dialogue", "Character dialogue"
     CODE = "code", "Code writing"
+    GROUP = "group", "Group chat"
+
+
+class Strategy(models.TextChoices):
+    SINGLE = "single", "single prompt"
+    NESTED = "nested", "nested: orchestrator, responder, style rewriter"
+    LINEAR = "linear", "linear: code-managed pipeline with goal alignment"
 
 
 class Mode(models.TextChoices):
@@ -60,6 +67,20 @@ class ChatSession(models.Model):
         Character, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
     )
     hierarchy = models.CharField(max_length=20, choices=Hierarchy, default=Hierarchy.DIALOGUE)
+    strategy = models.CharField(
+        max_length=20,
+        choices=Strategy,
+        default=Strategy.NESTED,
+        help_text="How a character's replies are made (dialogue and group chats)",
+    )
+    members = models.JSONField(
+        default=list, blank=True, help_text="Group chats: the characters' ids, in list order"
+    )
+    group_settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Group chats: reply policy, overrides, turn order, heat settings",
+    )
     mode = models.CharField(max_length=20, choices=Mode, default=Mode.REVIEW)
     breakpoints = models.JSONField(default=list, blank=True, help_text="Persona paths")
     profiles = models.JSONField(

@@ -37,9 +37,11 @@ from personaweb.personas import (
     RunConfig,
     build_hierarchy,
 )
+from personaweb.personas.dialogue import character_from_mapping
+from personaweb.personas.group import RatingBook, group_hierarchy, group_settings_from_dict
 from personaweb.personas.state import NextKind
 from personaweb.personas.tree import UNFINISHED
-from personaweb.web.models import ChatSession, NodeRow, Run, RunStatus
+from personaweb.web.models import Character, ChatSession, NodeRow, Run, RunStatus
 from personaweb.web.store import OrmStore
 
 log = logging.getLogger("personaweb.web.runs")
@@ -70,14 +72,52 @@ _models: dict[tuple[str | None, str, str], ChatModel] = {}
 def hierarchy_for(session: ChatSession) -> ResponseDrivenPersona:
     """The session's persona tree, with its per-persona LLM profiles applied."""
     profiles = {path: LLMProfile.from_dict(p) for path, p in (session.profiles or {}).items()}
-    character = session.character.data if session.character_id else None
+    if session.hierarchy == "group":
+        return group_for(session, profiles)
+    character = session.character.data if session.character is not None else None
     if session.hierarchy == "dialogue" and character is None:
         character = {"name": "Character"}
-    return build_hierarchy(session.hierarchy, character=character, profiles=profiles)
+    return build_hierarchy(
+        session.hierarchy,
+        character=character,
+        strategy=session.strategy or "nested",
+        profiles=profiles,
+    )
+
+
+_ratings: dict[int, RatingBook] = {}
+"""Background heat ratings per group session (advisory, kept in this process's memory)."""
+
+
+def group_for(session: ChatSession, profiles: dict[str, LLMProfile]) -> ResponseDrivenPersona:
+    """A group chat: the director over one dialogue hierarchy per member character."""
+    ids = [int(i) for i in session.members or []]
+    by_id = {c.pk: c for c in Character.objects.filter(owner_id=session.owner_id, pk__in=ids)}
+    cast = [(by_id[i].slug, character_from_mapping(by_id[i].data)) for i in ids if i in by_id]
+    talk = {by_id[i].slug: float(by_id[i].data.get("talkativeness", 0.5)) for i in by_id}
+    root = group_hierarchy(
+        cast,
+        group_settings_from_dict(session.group_settings or {}),
+        strategy=session.strategy or "nested",
+        talkativeness=talk,
+        ratings=_ratings.setdefault(session.pk, RatingBook()),
+    )
+    for persona in root.walk():
+        if persona.path in profiles:
+            persona.profile = profiles[persona.path]
+    return root
+
+
+GROUP_MAX_STEPS = 400
+"""A group turn is many nodes (a decision per character per message, three levels each)."""
 
 
 def run_config_for(session: ChatSession) -> RunConfig:
-    return RunConfig(mode=Mode(session.mode), breakpoints=frozenset(session.breakpoints or []))
+    return RunConfig(
+        mode=Mode(session.mode),
+        breakpoints=frozenset(session.breakpoints or []),
+        max_steps=GROUP_MAX_STEPS if session.hierarchy == "group" else RunConfig.max_steps,
+    )
 
 
 def chat_model() -> ChatModel:
@@ -143,8 +183,12 @@ class Broadcaster:
         if created:
             await sync_to_async(_set_active)(self.session_id, node.id)
         await self._send(
-            {"type": "node.changed", "node_id": node.id, "parent_id": node.parent_id,
-             "created": created}
+            {
+                "type": "node.changed",
+                "node_id": node.id,
+                "parent_id": node.parent_id,
+                "created": created,
+            }
         )
 
     async def tokens(self, node: Node, text: str) -> None:
@@ -232,9 +276,7 @@ async def start(
             worker=WORKER_ID,
             heartbeat_at=timezone.now(),
         )
-        task = asyncio.create_task(
-            _execute(run, engine, observer, job, node), name=f"run-{run.pk}"
-        )
+        task = asyncio.create_task(_execute(run, engine, observer, job, node), name=f"run-{run.pk}")
         _tasks[session.pk] = task
     finally:
         _claimed.discard(session.pk)
@@ -281,9 +323,7 @@ async def _execute(
 async def _heartbeat(run_id: int) -> None:
     while True:
         await asyncio.sleep(settings.RUN_HEARTBEAT_EVERY)
-        await sync_to_async(
-            Run.objects.filter(pk=run_id).update
-        )(heartbeat_at=timezone.now())
+        await sync_to_async(Run.objects.filter(pk=run_id).update)(heartbeat_at=timezone.now())
 
 
 def _finish(run_id: int, status: str, error: str, leaf: str) -> None:

@@ -239,3 +239,21 @@ async def test_policy_costs_are_measured_from_the_nodes() -> None:
     costs = {c.policy: c for c in policy_costs(await prepass.store.path(leaf.id))}
     assert costs["prepass"].llm_calls == 3 and costs["prepass"].messages == 1
     assert costs["prepass"].tokens > 0 and costs["prepass"].calls_per_message == 3
+
+
+def test_group_settings_round_trip_and_reject_unknown_policies() -> None:
+    import pytest
+
+    from personaweb.personas.group import group_settings_from_dict, group_settings_to_dict
+
+    settings = GroupSettings(
+        policy=PolicySettings(ReplyPolicy.PREPASS, {"ann": ReplyPolicy.NULL_ACTION}),
+        order=TurnOrder.POOLED,
+        turn_cap=3,
+    )
+    again = group_settings_from_dict(group_settings_to_dict(settings))
+    assert again.policy.for_character("ann") is ReplyPolicy.NULL_ACTION
+    assert again.policy.for_character("bob") is ReplyPolicy.PREPASS
+    assert again.order is TurnOrder.POOLED and again.turn_cap == 3
+    with pytest.raises(ValueError, match="group settings"):
+        group_settings_from_dict({"policy": "telepathy"})

@@ -1,0 +1,217 @@
+"""Scale-out: PostgreSQL, Redis and two daphne processes serving one session.
+
+A message sent through process A must stream, live, into a browser connected to process B:
+runs are owned by the process that started them, every step is written to PostgreSQL, and
+every change is published on the session's Redis channel group. The web suite then runs again
+on PostgreSQL to show the ORM store has no SQLite-only assumptions.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from personaweb.llm.scripted_server import ScriptedOpenAIServer
+
+pytestmark = pytest.mark.scaleout
+
+REPO = Path(__file__).resolve().parents[2]
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS = ("127.0.0.1", 6379)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _services_or_skip() -> None:
+    """On CI the services are part of the machine: missing ones fail. Locally, skip."""
+    problems = []
+    try:
+        import psycopg
+
+        with psycopg.connect(dbname="postgres", connect_timeout=3, **PG):  # type: ignore[arg-type]
+            pass
+    except Exception as exc:
+        problems.append(f"PostgreSQL at 127.0.0.1:5432: {exc}")
+    try:
+        with socket.create_connection(REDIS, timeout=3) as s:
+            s.sendall(b"PING\r\n")
+            if not s.recv(16).startswith(b"+PONG"):
+                problems.append("Redis at 127.0.0.1:6379 did not answer PING")
+    except OSError as exc:
+        problems.append(f"Redis at 127.0.0.1:6379: {exc}")
+    if problems:
+        message = "scale-out services unavailable: " + "; ".join(problems)
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    _services_or_skip()
+    import psycopg
+
+    name = f"personaweb_scaleout_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:  # type: ignore[arg-type]
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+class Daphne:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "personaweb.asgi:application",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"daphne exited; see {log}"
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"daphne did not start; see {log}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+SETUP = """
+from django.contrib.auth import get_user_model
+from personaweb.web.models import Character, ChatSession
+user = get_user_model().objects.create_user("carol", password="scale-out-password-1")
+character = Character.objects.create(owner=user, name="Sara Wilcox", slug="sara_wilcox",
+    data={"name": "Sara Wilcox", "description": "A proud lady.", "mood": "impatient",
+          "goals": ["rise"], "sample_lines": ["Leave all the rest to me."]})
+session = ChatSession.objects.create(owner=user, title="scale-out", character=character,
+    hierarchy="dialogue", mode="autonomous")
+print(session.pk)
+"""
+
+
+def _login(page: Any, base: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=username]", "carol")
+    page.fill("input[name=password]", "scale-out-password-1")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+def test_two_processes_share_one_session_live_through_redis_and_postgres(
+    database: str, scripted_dialogue: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with ScriptedOpenAIServer(dialect="openai", responder=scripted_dialogue) as llm:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database,
+            "REDIS_URL": f"redis://127.0.0.1:6379/{9}",
+            "OPENAI_BASE_URL": llm.base_url,
+            "OPENAI_API_KEY": "sk-test",
+            "PERSONAWEB_MODEL": "scripted-model",
+            # Both processes must share the key, or a login on one is unknown to the other.
+            "PERSONAWEB_SECRET_KEY": "scale-out-" + uuid.uuid4().hex,
+            "PERSONAWEB_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        }
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        _manage(env, "migrate", "--noinput")
+        session_pk = _manage(env, "shell", "-c", SETUP).strip().splitlines()[-1]
+        a = Daphne(env, tmp_path / "daphne-a.log")
+        b = Daphne(env, tmp_path / "daphne-b.log")
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+                )
+                try:
+                    writer = browser.new_context().new_page()
+                    watcher = browser.new_context().new_page()
+                    _login(writer, a.url)
+                    _login(watcher, b.url)
+                    watcher.goto(f"{b.url}/s/{session_pk}/")
+                    writer.goto(f"{a.url}/s/{session_pk}/")
+                    # Let the watcher's WebSocket to process B join the session's group.
+                    watcher.wait_for_timeout(500)
+                    writer.fill("#message", "I am Joe, from process A.")
+                    writer.locator("#send-form button, #send-form [type=submit]").first.click()
+                    transcript = watcher.locator(".chat")
+                    expect(transcript).to_contain_text("[styled] Line 1", timeout=30_000)
+                    expect(watcher.locator(".middle")).to_contain_text("responder", timeout=5_000)
+                finally:
+                    browser.close()
+        finally:
+            a.stop()
+            b.stop()
+
+
+def test_the_web_suite_passes_on_postgresql(database: str) -> None:
+    env = {**os.environ, "DATABASE_URL": database}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/web"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    tail = "\n".join(done.stdout.splitlines()[-15:])
+    assert done.returncode == 0, tail + done.stderr[-2000:]
+    assert " passed" in tail
