@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "personaweb.web",
+    "personaweb.cast",
 ]
 
 MIDDLEWARE = [
@@ -147,7 +148,9 @@ if DATABASE_URL:
     import dj_database_url
 
     try:
-        _db = dict(dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True))
+        _db: dict[str, Any] = dict(
+            dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+        )
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
 else:

@@ -1,0 +1,95 @@
+"""Character Card import (upload) and export (download), V2 and V3, JSON and PNG.
+
+A card is untrusted input: it is size-capped while it streams in, parsed by
+`personaweb.characters.parse_card` (which validates the sheet), and only a card that passes
+everything creates a row. Export writes back whatever the card carried that we do not model
+(unknown `extensions` keys and other `data` keys), so a round trip loses nothing.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_POST
+
+from personaweb.cast import store
+from personaweb.cast.forms import ImportForm
+from personaweb.cast.uploads import CappedUploadHandler, too_big_request
+from personaweb.cast.views import EXPORT_FORMATS, broken, list_context, owned
+from personaweb.characters.cards import MAX_CARD_BYTES, card_to_json, card_to_png, parse_card
+from personaweb.characters.sheet import CharacterError
+from personaweb.web.models import Character
+from personaweb.web.views import AuthedRequest
+
+CONTENT_TYPES = {"json": "application/json; charset=utf-8", "png": "image/png"}
+
+
+@require_GET
+@login_required
+def character_export(request: AuthedRequest, pk: int, fmt: str) -> HttpResponse:
+    character = owned(request, pk)
+    if fmt not in EXPORT_FORMATS:
+        raise Http404("no such card format")
+    _, version, container = EXPORT_FORMATS[fmt]
+    try:
+        sheet = store.sheet_of(character)
+        body = card_to_png(sheet, version) if container == "png" else card_to_json(sheet, version)
+    except CharacterError as exc:
+        return broken(character, exc)
+    response = HttpResponse(body, content_type=CONTENT_TYPES[container])
+    # The slug is ASCII by construction, so the filename needs no RFC 5987 encoding.
+    filename = f"{sheet.slug}.card-v{version}.{container}"
+    response.headers["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
+@csrf_exempt  # only so that the upload handler can be set before the body is parsed ...
+@require_POST
+@login_required
+def character_import(request: AuthedRequest) -> HttpResponse:
+    if too_big_request(request, MAX_CARD_BYTES):
+        return _refuse(request, f"the upload is larger than {_limit()}")
+    cap = CappedUploadHandler(MAX_CARD_BYTES, request)
+    request.upload_handlers.insert(0, cap)
+    return _import(request, cap)
+
+
+@csrf_protect  # ... and the CSRF check runs here, as Django's docs show for upload handlers
+def _import(request: AuthedRequest, cap: CappedUploadHandler) -> HttpResponse:
+    form = ImportForm(request.POST, request.FILES)
+    if cap.too_big:
+        return _refuse(request, f"the card is larger than {_limit()}")
+    if not form.is_valid():
+        return _refuse(request, "choose a card file (JSON or PNG) to import", form=form)
+    upload = form.cleaned_data["card"]
+    data = upload.read(MAX_CARD_BYTES + 1)  # never more than the cap, whatever the handler
+    if len(data) > MAX_CARD_BYTES:
+        return _refuse(request, f"the card is larger than {_limit()}")
+    try:
+        sheet = parse_card(data, upload.name or "")
+    except CharacterError as exc:  # CardError is a CharacterError
+        return _refuse(request, str(exc))
+    wanted = sheet.name
+    name = store.free_name(request.user, store.numbered_names(wanted))
+    sheet = sheet.with_changes(name=name, slug=store.free_slug(request.user, sheet.slug))
+    character = store.apply_sheet(Character(owner=request.user), sheet)
+    character.save()
+    note = "" if name == wanted else f" as {name} ({wanted} was taken)"
+    messages.success(request, f"Imported {upload.name}{note}.")
+    return redirect("cast:detail", pk=character.pk)
+
+
+def _refuse(request: AuthedRequest, reason: str, form: ImportForm | None = None) -> HttpResponse:
+    """The list page again, with the reason; nothing was created."""
+    ctx = list_context(request, import_error=f"Import refused: {reason}")
+    if form is not None:
+        ctx["import_form"] = form
+    return render(request, "cast/list.html", ctx, status=400)
+
+
+def _limit() -> str:
+    return f"{MAX_CARD_BYTES // (1024 * 1024)} MB"
