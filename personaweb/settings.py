@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "template_partials",
     "personaweb.web",
     "personaweb.cast",
+    "personaweb.compare",
 ]
 
 MIDDLEWARE = [

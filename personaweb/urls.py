@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("characters/", include("personaweb.cast.urls")),
+    path("compare/", include("personaweb.compare.urls")),
     path("", include("personaweb.web.urls")),
 ]

@@ -36,7 +36,7 @@ def check_deployment(app_configs=None, **kwargs):
 @register()
 def check_scale_out(app_configs=None, **kwargs):
     problems = []
-    sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+    sqlite = str(settings.DATABASES["default"]["ENGINE"]).endswith("sqlite3")
     if settings.REDIS_URL and sqlite:
         problems.append(
             Warning(

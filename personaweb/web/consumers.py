@@ -11,7 +11,7 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from personaweb.web import fragments
+from personaweb.web import fragments, runs
 from personaweb.web.models import ChatSession
 
 
@@ -65,6 +65,9 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def owns_session(self, user) -> bool:
+        # A browser reconnecting to a restarted server may be its first visitor: recover the
+        # runs the old process left behind before showing them.
+        runs.ensure_recovered()
         return ChatSession.objects.filter(pk=self.session_id, owner=user).exists()
 
     @database_sync_to_async

@@ -157,8 +157,11 @@ class Panes:
     def can_send(self) -> bool:
         if self.running:
             return False
-        return self.state is None or self.state.next.kind in (NextKind.DONE, NextKind.FAILED,
-                                                              NextKind.EMPTY)
+        return self.state is None or self.state.next.kind in (
+            NextKind.DONE,
+            NextKind.FAILED,
+            NextKind.EMPTY,
+        )
 
     @property
     def next_label(self) -> str:
@@ -181,6 +184,10 @@ def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = T
     """All panes from one loaded tree (no further queries)."""
     persona_root = hierarchy_for(session)
     leaf_id = session.active_node if session.active_node in tree.by_id else tree.latest_leaf()
+    if leaf_id:
+        # The active node is a leaf unless a run added children since (the page may be
+        # rendering mid-run): follow them, so they show as the path and not as a branch.
+        leaf_id = tree.newest_leaf_below(leaf_id)
     path = tree.path(leaf_id) if leaf_id else []
     state = derive(path, persona_root.path) if path else None
     rows, hidden = tree_rows(tree, path, window)

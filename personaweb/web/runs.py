@@ -267,7 +267,8 @@ async def start(
     _claimed.add(session.pk)
     try:
         observer = await Broadcaster.for_session(session.pk)
-        engine = engine_for(session, observer)
+        # Building the hierarchy may read the database (a group's member characters).
+        engine = await sync_to_async(engine_for)(session, observer)
         node = await first(engine) if first is not None else None
         run = await sync_to_async(Run.objects.create)(
             session=session,

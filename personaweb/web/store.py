@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from personaweb.llm.types import CallRecord
 from personaweb.personas.tree import Action, Node, NodeKind, NodeNotFound, NodeStatus
 from personaweb.web.models import ChatSession, NodeRow
 
-# Columns the tree and the transcript need; `call` (the full prompt, often large) is left out.
+# Columns the tree, the transcript and path-derived state need. `call` (the full prompt, often
+# large) and `data` (JSON to decode for every row) are left out: the inspector loads them for
+# the one node it shows.
 TREE_FIELDS = (
     "id",
     "parent_id",
@@ -27,7 +30,6 @@ TREE_FIELDS = (
     "action",
     "target",
     "sender",
-    "data",
     "seq",
     "created_at",
 )
@@ -73,12 +75,24 @@ def to_row(node: Node, session_id: int) -> NodeRow:
     )
 
 
-MUTABLE_FIELDS = ["status", "content", "action", "target", "call", "data", "updated_at"]
+# Everything but identity, place in the tree and creation order may change (a failed proposal
+# even changes kind, to error).
+MUTABLE_FIELDS = [
+    "persona",
+    "kind",
+    "status",
+    "content",
+    "action",
+    "target",
+    "sender",
+    "call",
+    "data",
+]
 
 
 @dataclass
 class Tree:
-    """All nodes of a session as core Nodes (no call records), indexed for rendering."""
+    """All nodes of a session as core Nodes (no call records, no data), indexed for rendering."""
 
     nodes: list[Node]
     """Every node, oldest first."""
@@ -128,28 +142,31 @@ class Tree:
         return count
 
 
+# Enum lookups by value, done once: NodeKind(value) per row is a measurable part of a big page.
+_KINDS = {k.value: k for k in NodeKind}
+_STATUSES = {s.value: s for s in NodeStatus}
+_ACTIONS = {a.value: a for a in Action}
+
+
 def _node_from_values(values: tuple) -> Node:
-    (id_, parent_id, persona, kind, status, content, action, target, sender, data, seq, created) = (
-        values
-    )
+    (id_, parent_id, persona, kind, status, content, action, target, sender, seq, created) = values
     return Node(
         id=id_,
         parent_id=parent_id,
         persona=persona,
-        kind=NodeKind(kind),
-        status=NodeStatus(status),
+        kind=_KINDS[kind],
+        status=_STATUSES[status],
         content=content,
-        action=Action(action) if action else None,
+        action=_ACTIONS[action] if action else None,
         target=target or None,
         sender=sender,
-        data=data or {},
         created_at=created,
         seq=seq,
     )
 
 
 def load_tree(session: ChatSession | int) -> Tree:
-    """Every node of a session in one query, without call records (they can be large)."""
+    """Every node of a session in one query, without call records and data (see TREE_FIELDS)."""
     session_id = session if isinstance(session, int) else session.pk
     values = NodeRow.objects.filter(session_id=session_id).order_by("seq").values_list(*TREE_FIELDS)
     return Tree([_node_from_values(v) for v in values])
@@ -167,7 +184,7 @@ def load_node(session_id: int, node_id: str) -> tuple[Node, bool] | None:
 def path_rows(session_id: int, node_id: str, *, with_call: bool = False) -> list[NodeRow]:
     """Rows root -> node_id in one query (a recursive CTE: SQLite and PostgreSQL alike)."""
     table = NodeRow._meta.db_table
-    columns = [f for f in TREE_FIELDS if f != "parent_id"] + ["parent_id", "session_id"]
+    columns = [f for f in TREE_FIELDS if f != "parent_id"] + ["parent_id", "session_id", "data"]
     if with_call:
         columns.append("call")
     cols = ", ".join(f"n.{c}" for c in columns)
@@ -198,8 +215,9 @@ class OrmStore:
             list(ChatSession.objects.select_for_update().filter(pk=self.session_id).values("pk"))
             if (
                 node.parent_id is not None
-                and not NodeRow.objects.filter(session_id=self.session_id, id=node.parent_id)
-                .exists()
+                and not NodeRow.objects.filter(
+                    session_id=self.session_id, id=node.parent_id
+                ).exists()
             ):
                 raise NodeNotFound(node.parent_id)
             top = NodeRow.objects.filter(session_id=self.session_id).aggregate(m=Max("seq"))["m"]
@@ -212,7 +230,7 @@ class OrmStore:
     def _update(self, node: Node) -> None:
         row = to_row(node, self.session_id)
         changed = NodeRow.objects.filter(session_id=self.session_id, id=node.id).update(
-            **{f: getattr(row, f) for f in MUTABLE_FIELDS if f != "updated_at"}
+            updated_at=timezone.now(), **{f: getattr(row, f) for f in MUTABLE_FIELDS}
         )
         if not changed:
             raise NodeNotFound(node.id)
@@ -256,4 +274,3 @@ class OrmStore:
             node.seq = top + i
             rows.append(to_row(node, self.session_id))
         NodeRow.objects.bulk_create(rows, batch_size=500)
-

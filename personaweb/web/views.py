@@ -7,24 +7,40 @@ Views that start runs are async, so the run's task lives on the server's event l
 
 from __future__ import annotations
 
-import json
-
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from personaweb.characters.sheet import CharacterError, load_bundled
 from personaweb.llm.types import LLMProfile
 from personaweb.personas import ActionRefused, Engine, Node, build_hierarchy, export_tree
 from personaweb.personas.engine import allowed_actions
 from personaweb.web import fragments, runs
-from personaweb.web.models import Annotation, Character, ChatSession, Hierarchy, Mode, NodeRow
+from personaweb.web.models import (
+    Annotation,
+    Character,
+    ChatSession,
+    Hierarchy,
+    Mode,
+    NodeRow,
+    Strategy,
+)
 from personaweb.web.panes import TREE_WINDOW
 from personaweb.web.store import load_node, load_tree
+
+
+class AuthedRequest(HttpRequest):
+    """What the login_required views get: a real user, and django-htmx's details."""
+
+    user: User
+    htmx: HtmxDetails
+
 
 ACTIONS = ("approve", "reject", "feedback", "edit", "branch", "retry")
 
@@ -34,15 +50,16 @@ def refuse(message: str, status: int = 409) -> HttpResponse:
     return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
-def owned_session(request: HttpRequest, pk: int) -> ChatSession:
-    return get_object_or_404(ChatSession.objects.select_related("character"), pk=pk,
-                             owner=request.user)
+def owned_session(request: AuthedRequest, pk: int) -> ChatSession:
+    return get_object_or_404(
+        ChatSession.objects.select_related("character"), pk=pk, owner=request.user
+    )
 
 
-async def aowned_session(request: HttpRequest, pk: int) -> ChatSession:
-    user = await request.auser()
+async def aowned_session(request: AuthedRequest, pk: int) -> ChatSession:
+    user = await request.auser()  # login_required has made sure it is a real user
     try:
-        return await ChatSession.objects.select_related("character").aget(pk=pk, owner=user)
+        return await ChatSession.objects.select_related("character").aget(pk=pk, owner_id=user.pk)
     except ChatSession.DoesNotExist:
         raise Http404("no such session") from None
 
@@ -63,15 +80,26 @@ def ensure_characters(user) -> None:
     )
 
 
-def persona_infos(hierarchy: str, character: Character | None = None):
-    data = character.data if character else {"name": "Character"}
-    root = build_hierarchy(hierarchy, character=data if hierarchy == "dialogue" else None)
+def persona_infos(hierarchy: str, strategy: str = "nested"):
+    """The personas a new session of this kind will have (for its model/temperature fields)."""
+    if hierarchy == "dialogue":
+        root = build_hierarchy("dialogue", character={"name": "Character"}, strategy=strategy)
+    else:
+        root = build_hierarchy(hierarchy)
     return [{"depth": d, "info": info} for d, info in root.describe().walk()]
+
+
+def _kind(get) -> tuple[str, str] | None:
+    hierarchy = get.get("hierarchy", Hierarchy.DIALOGUE)
+    strategy = get.get("strategy", Strategy.NESTED)
+    if hierarchy not in (Hierarchy.DIALOGUE, Hierarchy.CODE) or strategy not in Strategy.values:
+        return None
+    return hierarchy, strategy
 
 
 @require_GET
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthedRequest) -> HttpResponse:
     runs.ensure_recovered()
     ensure_characters(request.user)
     sessions = (
@@ -86,24 +114,23 @@ def home(request: HttpRequest) -> HttpResponse:
             "sessions": sessions,
             "characters": Character.objects.filter(owner=request.user),
             "persona_infos": persona_infos("dialogue"),
+            "strategies": Strategy.choices,
         },
     )
 
 
 @require_GET
 @login_required
-def profile_fields(request: HttpRequest) -> HttpResponse:
-    hierarchy = request.GET.get("hierarchy", "dialogue")
-    if hierarchy not in Hierarchy.values:
-        return refuse(f"unknown hierarchy {hierarchy!r}", 400)
-    return render(
-        request, "web/home.html#profile-fields", {"persona_infos": persona_infos(hierarchy)}
-    )
+def profile_fields(request: AuthedRequest) -> HttpResponse:
+    kind = _kind(request.GET)
+    if kind is None:
+        return refuse("unknown hierarchy or strategy", 400)
+    return render(request, "web/home.html#profile-fields", {"persona_infos": persona_infos(*kind)})
 
 
-def _profiles_from_form(post, hierarchy: str) -> dict[str, dict]:
+def _profiles_from_form(post, hierarchy: str, strategy: str) -> dict[str, dict]:
     profiles = {}
-    for item in persona_infos(hierarchy):
+    for item in persona_infos(hierarchy, strategy):
         info = item["info"]
         if info.role_kind == "code":
             continue
@@ -128,11 +155,12 @@ def _profiles_from_form(post, hierarchy: str) -> dict[str, dict]:
 
 @require_POST
 @login_required
-def session_new(request: HttpRequest) -> HttpResponse:
-    hierarchy = request.POST.get("hierarchy", Hierarchy.DIALOGUE)
+def session_new(request: AuthedRequest) -> HttpResponse:
+    kind = _kind(request.POST)
     mode = request.POST.get("mode", Mode.REVIEW)
-    if hierarchy not in Hierarchy.values:
-        return refuse(f"unknown hierarchy {hierarchy!r}", 400)
+    if kind is None:
+        return refuse("unknown hierarchy or strategy", 400)
+    hierarchy, strategy = kind
     if mode not in Mode.values:
         return refuse(f"unknown mode {mode!r}", 400)
     character = None
@@ -141,7 +169,7 @@ def session_new(request: HttpRequest) -> HttpResponse:
     if hierarchy == Hierarchy.DIALOGUE and character is None:
         return refuse("a dialogue session needs a character", 400)
     try:
-        profiles = _profiles_from_form(request.POST, hierarchy)
+        profiles = _profiles_from_form(request.POST, hierarchy, strategy)
     except ValueError as exc:
         return refuse(str(exc), 400)
     title = request.POST.get("title", "").strip()[:200]
@@ -152,6 +180,7 @@ def session_new(request: HttpRequest) -> HttpResponse:
         title=title,
         character=character if hierarchy == Hierarchy.DIALOGUE else None,
         hierarchy=hierarchy,
+        strategy=strategy,
         mode=mode,
         profiles=profiles,
     )
@@ -161,7 +190,7 @@ def session_new(request: HttpRequest) -> HttpResponse:
 # --- the debugger page -----------------------------------------------------------------------
 
 
-def _window(request: HttpRequest) -> int:
+def _window(request: AuthedRequest) -> int:
     try:
         return max(TREE_WINDOW, min(int(request.GET.get("window", TREE_WINDOW)), 100_000))
     except ValueError:
@@ -170,7 +199,7 @@ def _window(request: HttpRequest) -> int:
 
 @require_GET
 @login_required
-def session_page(request: HttpRequest, pk: int) -> HttpResponse:
+def session_page(request: AuthedRequest, pk: int) -> HttpResponse:
     runs.ensure_recovered()
     session = owned_session(request, pk)
     selected = request.GET.get("node", "")
@@ -181,7 +210,7 @@ def session_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def tree_pane(request: HttpRequest, pk: int) -> HttpResponse:
+def tree_pane(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
     ctx = fragments.panes_context(session, window=_window(request))
     return HttpResponse(fragments.render("tree", ctx))
@@ -189,17 +218,19 @@ def tree_pane(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def inspect(request: HttpRequest, pk: int, node_id: str) -> HttpResponse:
+def inspect(request: AuthedRequest, pk: int, node_id: str) -> HttpResponse:
     session = owned_session(request, pk)
     ins = fragments.inspector_context(session, node_id)
     if ins is None:
         raise Http404("no such node")
-    return HttpResponse(fragments.render("inspector", {"ins": ins, "base": fragments.base_url(session)}))
+    return HttpResponse(
+        fragments.render("inspector", {"ins": ins, "base": fragments.base_url(session)})
+    )
 
 
 @require_POST
 @login_required
-def select(request: HttpRequest, pk: int, node_id: str) -> HttpResponse:
+def select(request: AuthedRequest, pk: int, node_id: str) -> HttpResponse:
     """Inspect a node; if it lies on another branch, make that branch the active one."""
     session = owned_session(request, pk)
     tree = load_tree(session)
@@ -220,7 +251,7 @@ def select(request: HttpRequest, pk: int, node_id: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def annotate(request: HttpRequest, pk: int, node_id: str) -> HttpResponse:
+def annotate(request: AuthedRequest, pk: int, node_id: str) -> HttpResponse:
     session = owned_session(request, pk)
     node = get_object_or_404(NodeRow, session=session, pk=node_id)
     text = request.POST.get("text", "").strip()
@@ -238,7 +269,7 @@ def annotate(request: HttpRequest, pk: int, node_id: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def set_mode(request: HttpRequest, pk: int) -> HttpResponse:
+def set_mode(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
     mode = request.POST.get("mode", session.mode)
     if mode not in Mode.values:
@@ -254,11 +285,9 @@ def set_mode(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def export(request: HttpRequest, pk: int) -> HttpResponse:
+def export(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
-    nodes = [
-        Node.from_dict({**n.to_dict()}) for n in runs.OrmStore(session.pk).all_nodes()
-    ]
+    nodes = [Node.from_dict({**n.to_dict()}) for n in runs.OrmStore(session.pk).all_nodes()]
     meta = {"title": session.title, "hierarchy": session.hierarchy, "mode": session.mode}
     response = HttpResponse(export_tree(nodes, meta), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.json"'
@@ -267,7 +296,7 @@ def export(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def delete(request: HttpRequest, pk: int) -> HttpResponse:
+def delete(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
     if runs.is_running(session.pk):
         return refuse("stop the run before deleting the session")
@@ -281,9 +310,10 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 async def _leaf_for_send(session: ChatSession) -> str | None:
-    if session.active_node and await NodeRow.objects.filter(
-        session=session, pk=session.active_node
-    ).aexists():
+    if (
+        session.active_node
+        and await NodeRow.objects.filter(session=session, pk=session.active_node).aexists()
+    ):
         return session.active_node
     tree = await sync_to_async(load_tree)(session)
     return tree.latest_leaf() or None
@@ -291,7 +321,7 @@ async def _leaf_for_send(session: ChatSession) -> str | None:
 
 @require_POST
 @login_required
-async def send(request: HttpRequest, pk: int) -> HttpResponse:
+async def send(request: AuthedRequest, pk: int) -> HttpResponse:
     session = await aowned_session(request, pk)
     text = request.POST.get("text", "").strip()
     if not text:
@@ -309,7 +339,7 @@ async def send(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-async def node_action(request: HttpRequest, pk: int, node_id: str, action: str) -> HttpResponse:
+async def node_action(request: AuthedRequest, pk: int, node_id: str, action: str) -> HttpResponse:
     session = await aowned_session(request, pk)
     if action not in ACTIONS:
         raise Http404("no such action")
@@ -319,8 +349,10 @@ async def node_action(request: HttpRequest, pk: int, node_id: str, action: str) 
     node, has_children = loaded
     # The same rule the engine applies: a forced post of a disabled button stops here.
     if action not in allowed_actions(node, has_children):
-        detail = " that already has replies" if has_children else ""
-        return refuse(f"cannot {action} a {node.status.value} {node.kind.value} node{detail}")
+        detail = " and already has replies" if has_children else ""
+        return refuse(
+            f"cannot {action} this {node.kind.value} node: it is {node.status.value}{detail}"
+        )
     text = request.POST.get("text", "").strip()
     content = request.POST.get("content", "")
     if action == "feedback" and not text:
@@ -363,7 +395,7 @@ async def _start(session: ChatSession, trigger: str, first, job) -> HttpResponse
 
 @require_POST
 @login_required
-async def stop(request: HttpRequest, pk: int) -> HttpResponse:
+async def stop(request: AuthedRequest, pk: int) -> HttpResponse:
     session = await aowned_session(request, pk)
     if not await runs.stop(session.pk):
         return refuse("no run in progress")

@@ -17,6 +17,13 @@
     return true;
   }
 
+  // Reconnect soon after a server restart: exponential backoff with jitter, capped at 4 s
+  // (the extension's default grows to 30 s and leaves a restarted page stale for long).
+  htmx.config.wsReconnectDelay = function (retryCount) {
+    var ceiling = Math.min(500 * Math.pow(2, retryCount), 4000);
+    return ceiling / 2 + Math.random() * ceiling / 2;
+  };
+
   htmx.defineExtension("pw-optional", {
     transformResponse: function (text) {
       var tpl = document.createElement("template");
@@ -68,10 +75,18 @@
     return main ? main.dataset.base : null;
   }
 
+  // Inspector loads run one after another: a second request aimed at an inspector that the
+  // first one is about to replace would land in a detached element.
+  var loading = Promise.resolve();
+  var wanted = null;
   function inspect(nodeId) {
     var b = base();
     if (!b) return;
-    htmx.ajax("GET", b + "inspect/" + nodeId + "/", { target: "#inspector", swap: "outerHTML" });
+    wanted = nodeId;
+    loading = loading.then(function () {
+      if (wanted !== nodeId) return null;   // a newer node was asked for meanwhile
+      return htmx.ajax("GET", b + "inspect/" + nodeId + "/", { target: "#inspector", swap: "outerHTML" });
+    }).catch(function () { return null; });
   }
 
   function markSelected(nodeId) {
@@ -80,19 +95,25 @@
     if (li) li.classList.add("sel");
   }
 
+  // Follow the run: when the inspected node (or the one we are already following to) gets a
+  // child, inspect the child, so a reviewer watching the tip sees each new proposal.
+  var following = null;
   document.addEventListener("htmx:wsAfterMessage", function () {
-    // Follow the run: when the inspected node gets a child, inspect the child.
     var ins = document.getElementById("inspector");
     document.querySelectorAll("[data-follow-from]").forEach(function (li) {
       var from = li.dataset.followFrom;
       li.removeAttribute("data-follow-from");
-      if (ins && ins.dataset.node === from) inspect(li.dataset.node);
+      if (ins && (ins.dataset.node === from || following === from)) {
+        following = li.dataset.node;
+        inspect(li.dataset.node);
+      }
     });
     if (ins && ins.dataset.node) markSelected(ins.dataset.node);
   });
 
   document.addEventListener("htmx:afterSwap", function (e) {
     var ins = document.getElementById("inspector");
+    if (ins && ins.dataset.node === following) following = null;
     if (ins && ins.dataset.node) markSelected(ins.dataset.node);
   });
 
@@ -129,7 +150,11 @@
       e.preventDefault();
     } else if (e.key === "a" || e.key === "r") {
       var b = document.querySelector('#inspector button[data-key="' + e.key + '"]');
-      if (b && !b.disabled) { b.click(); e.preventDefault(); }
+      if (b && !b.disabled) {
+        htmx.process(b);   // it may have been swapped in a moment ago, not yet wired up
+        b.click();
+        e.preventDefault();
+      }
     }
   });
 })();

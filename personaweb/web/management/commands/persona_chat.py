@@ -94,7 +94,9 @@ class Command(BaseCommand):
                 RunConfig(mode=mode),
                 ConsoleObserver(self.out),
             )
-            chat = ConsoleChat(engine, write=self.out, save_to=opts["save"] or opts["replay"], meta=meta)
+            chat = ConsoleChat(
+                engine, write=self.out, save_to=opts["save"] or opts["replay"], meta=meta
+            )
             self.stdout.write(
                 f"{root.display_name} ({meta['hierarchy']}, {mode.value} mode, "
                 f"model {config.default_model} at {config.base_url or 'OpenAI'})"

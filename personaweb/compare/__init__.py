@@ -1,0 +1,1 @@
+"""Side-by-side comparison of reply strategies for one character, with measured style."""

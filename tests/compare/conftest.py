@@ -1,0 +1,230 @@
+"""Fixtures for the comparison tests: a scripted LLM that plays all three strategies (and the
+LLM judge), routed by system prompt, and a character with a voice to measure."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from personaweb.llm.scripted_server import ScriptedOpenAIServer, ServerError
+from personaweb.web import runs
+
+BROKEN_MODEL = "no-such-model"
+
+
+def _heard(text: str) -> str:
+    return re.sub(r"\s+", " ", text)[:40]
+
+
+def _last_step(messages: list[dict[str, str]]) -> str:
+    for m in reversed(messages):
+        if m["role"] == "user" and m["content"].startswith(("Message from", "Reply from")):
+            return m["content"]
+    return ""
+
+
+def strategy_responder(body: dict[str, Any]) -> str | ServerError:
+    """Deterministic answers per persona, so tests can find each strategy's lines.
+
+    A request for BROKEN_MODEL fails the way a server answers an unknown model (404, which
+    the client does not retry), so one contender can fail while the others go on."""
+    if body.get("model") == BROKEN_MODEL:
+        return ServerError(404, headers={"x-should-retry": "false"})
+    messages = body["messages"]
+    system, last = messages[0]["content"], messages[-1]["content"]
+    if system.startswith("You produce"):  # nested: the orchestrator
+        step = _last_step(messages)
+        said = step.partition(": ")[2]
+        if step.startswith("Message from"):
+            decision = {"action": "delegate", "to": "responder", "message": said}
+        elif step.startswith("Reply from responder"):
+            decision = {"action": "delegate", "to": "style_rewriter", "message": said}
+        else:
+            decision = {"action": "reply", "to": "caller", "message": said}
+        return json.dumps(decision)
+    if "This is how you talk" in system:  # single: one prompt with the sample lines
+        return f"Single says: thou didst say '{_heard(last)}'."
+    if "Stay in character" in system:  # nested and linear: the responder
+        return f"Responder hears '{_heard(last)}'."
+    if system.startswith("You rewrite"):
+        return f"Hark, {last}"
+    if system.startswith("You judge whether"):  # linear: goal alignment
+        return json.dumps({"score": 0.75, "drifting": False, "hint": ""})
+    if system.startswith("You rate"):  # the optional LLM judge
+        return json.dumps({"score": 0.6, "reason": "Archaic enough."})
+    return "ok"
+
+
+@pytest.fixture
+def compare_llm(monkeypatch) -> Iterator[ScriptedOpenAIServer]:
+    with ScriptedOpenAIServer(dialect="openai", responder=strategy_responder) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("PERSONAWEB_MODEL", "scripted-model")
+        yield server
+
+
+@pytest.fixture
+async def clean_runs() -> AsyncIterator[None]:
+    """Runs are process-wide: each test starts with none and leaves none behind."""
+    runs.reset_for_tests()
+    yield
+    for session_id in list(runs._tasks):
+        await runs.stop(session_id)
+    runs.reset_for_tests()
+
+
+SARA = {
+    "slug": "sara_wilcox",
+    "name": "Sara Wilcox",
+    "description": "A proud lady who wants her husband crowned.",
+    "personality": "commanding",
+    "mood": "impatient",
+    "goals": ["see Kevin rise"],
+    "sample_lines": [
+        "Leave all the rest to me.",
+        "Look like the innocent flower, but be the serpent under it.",
+        "What's done cannot be undone.",
+        "Screw your courage to the sticking-place, and we'll not fail.",
+    ],
+}
+
+
+@pytest.fixture
+def sara(alice):
+    from personaweb.web.models import Character
+
+    return Character.objects.create(owner=alice, name="Sara Wilcox", slug="sara_wilcox", data=SARA)
+
+
+# --- the browser suite: daphne in a subprocess on the test database ------------------------------
+# (the same pattern as tests/browser/conftest.py, whose fixtures are not visible from here)
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """daphne serving personaweb.asgi on a free port."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env, self.log = env, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        self.process = subprocess.Popen(
+            [*command, "personaweb.asgi:application"],
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited: see {self.log}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("daphne did not start in 20 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def browser_compare_llm() -> Iterator[ScriptedOpenAIServer]:
+    # Slow enough streaming that the test can watch text arrive in the columns.
+    with ScriptedOpenAIServer(responder=strategy_responder, chunk_delay_s=0.05) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def compare_server(django_db_setup, django_db_blocker, browser_compare_llm, tmp_path_factory):
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if not str(db["ENGINE"]).endswith("sqlite3"):
+        pytest.skip("the browser suite shares its SQLite test database with daphne")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db['NAME']}",
+        "OPENAI_BASE_URL": browser_compare_llm.base_url,
+        "OPENAI_API_KEY": "sk-test",
+        "PERSONAWEB_MODEL": "scripted-model",
+        "PERSONAWEB_LOG_LEVEL": "WARNING",
+    }
+    server = LiveServer(env, tmp_path_factory.mktemp("daphne") / "daphne.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    # Playwright's sync API keeps an event loop running in this thread; the test's own ORM
+    # calls are sync and safe (Django's docs say the same for Playwright).
+    saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if saved is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def console(message) -> None:
+        # The browser asks for /favicon.ico on its own; the app has none.
+        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
+            errors.append(f"{message.text} at {message.location['url']}")
+
+    page.on("console", console)
+    yield page
+    context.close()
+    # No script errors and no console errors (a CSP violation or a failed swap would show).
+    assert not errors, errors

@@ -1,0 +1,217 @@
+"""The ORM store (core Nodes <-> rows), run recovery, token batching and the local account."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+
+from personaweb.llm.types import CallRecord
+from personaweb.personas import Action, Node, NodeKind, NodeStatus
+from personaweb.personas.tree import NodeNotFound
+from personaweb.web import runs
+from personaweb.web.models import NodeRow, Run, RunStatus
+from personaweb.web.runs import Broadcaster
+from personaweb.web.store import OrmStore, load_tree
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def node(id_: str, parent: str | None, **kw) -> Node:
+    kw.setdefault("persona", "orchestrator")
+    kw.setdefault("kind", NodeKind.INBOUND)
+    return Node(id=id_ * 32 if len(id_) == 1 else id_, parent_id=parent, **kw)
+
+
+async def test_the_store_round_trips_every_field(alice, make_session):
+    session = await sync_to_async(make_session)(alice)
+    store = OrmStore(session.pk)
+    root = await store.add(node("a", None, content="hi", sender="user"))
+    call = CallRecord(
+        messages=[{"role": "user", "content": "hi"}],
+        model="m",
+        temperature=0.3,
+        max_tokens=9,
+        prompt_tokens=4,
+        completion_tokens=2,
+        finish_reason="stop",
+    )
+    proposal = node(
+        "b",
+        root.id,
+        kind=NodeKind.PROPOSAL,
+        status=NodeStatus.PROPOSED,
+        action=Action.DELEGATE,
+        target="responder",
+        content="go",
+        call=call,
+        data={"score": 0.5},
+    )
+    await store.add(proposal)
+    assert (root.seq, proposal.seq) == (1, 2)
+    again = await store.get(proposal.id)
+    assert again == proposal
+    again.status = NodeStatus.APPROVED
+    await store.update(again)
+    assert (await store.get(proposal.id)).status is NodeStatus.APPROVED
+    assert [n.id for n in await store.path(proposal.id)] == [root.id, proposal.id]
+    assert [n.id for n in await store.children(root.id)] == [proposal.id]
+    with pytest.raises(NodeNotFound):
+        await store.get("f" * 32)
+    with pytest.raises(NodeNotFound):
+        await store.add(node("c", "e" * 32))
+
+
+async def test_a_store_sees_only_its_own_session(alice, make_session):
+    mine = await sync_to_async(make_session)(alice)
+    other = await sync_to_async(make_session)(alice)
+    await OrmStore(mine.pk).add(node("a", None))
+    with pytest.raises(NodeNotFound):
+        await OrmStore(other.pk).get("a" * 32)
+    with pytest.raises(NodeNotFound):
+        await OrmStore(other.pk).path("a" * 32)
+
+
+def test_the_path_of_a_deep_tree_is_one_query(alice, make_session, django_assert_num_queries):
+    session = make_session(alice)
+    nodes, parent = [], None
+    for i in range(500):
+        nodes.append(node(f"{i:032x}", parent))
+        parent = nodes[-1].id
+    OrmStore(session.pk).add_many(nodes)
+    with django_assert_num_queries(1):
+        path = OrmStore(session.pk)._path(parent)
+    assert [n.id for n in path] == [n.id for n in nodes]
+    tree = load_tree(session)
+    assert len(tree) == 500 and tree.latest_leaf() == parent
+
+
+def test_start_up_marks_unfinished_nodes_of_dead_runs_interrupted(alice, make_session):
+    session = make_session(alice)
+    OrmStore(session.pk).add_many(
+        [
+            node("a", None),
+            node("b", "a" * 32, kind=NodeKind.PROPOSAL, status=NodeStatus.STREAMING),
+        ]
+    )
+    Run.objects.create(session=session, start_node="a" * 32, worker="old-process:1")
+    runs.ensure_recovered()
+    assert NodeRow.objects.get(pk="b" * 32).status == "interrupted"
+    assert Run.objects.get().status == RunStatus.INTERRUPTED
+
+
+class RecordingLayer:
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    async def group_send(self, group: str, event: dict) -> None:
+        self.events.append(event)
+
+
+async def test_tokens_are_batched_not_sent_one_frame_each(settings):
+    settings.TOKEN_BATCH_MS = 50
+    broadcaster = Broadcaster(session_id=1, start_seq=0)
+    broadcaster.layer = RecordingLayer()
+    streaming = node("a", None, kind=NodeKind.PROPOSAL, status=NodeStatus.STREAMING, seq=1)
+    text = ""
+    for i in range(200):  # 200 tokens over about 0.2 s
+        text += f"t{i} "
+        await broadcaster.tokens(streaming, text)
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.08)
+    frames = [e for e in broadcaster.layer.events if e["type"] == "node.tokens"]
+    assert 2 <= len(frames) <= 12
+    assert frames[-1]["node"]["content"] == text  # the last batch carries everything
+
+
+async def test_a_node_change_drops_older_pending_tokens(settings):
+    settings.TOKEN_BATCH_MS = 50
+    broadcaster = Broadcaster(session_id=1, start_seq=0)
+    broadcaster.layer = RecordingLayer()
+    streaming = node("a", None, kind=NodeKind.PROPOSAL, status=NodeStatus.STREAMING, seq=5)
+    await broadcaster.tokens(streaming, "one")
+    await broadcaster.tokens(streaming, "one two")  # waits for its batch
+    broadcaster.session_id = 0  # no such session: _set_active updates nothing
+    await broadcaster.node_changed(streaming)
+    await asyncio.sleep(0.08)
+    kinds = [e["type"] for e in broadcaster.layer.events]
+    assert kinds == ["node.tokens", "node.changed"]
+
+
+async def test_stopping_a_run_interrupts_its_unfinished_node(alice, make_session, settings):
+    session = await sync_to_async(make_session)(alice)
+    store = OrmStore(session.pk)
+    await store.add(node("a", None))
+
+    async def hang(engine, first):
+        await engine.store.add(
+            node("b", "a" * 32, kind=NodeKind.PROPOSAL, status=NodeStatus.PENDING)
+        )
+        await asyncio.sleep(60)
+
+    await runs.start(session, "test", hang)
+    await asyncio.sleep(0.2)
+    assert runs.is_running(session.pk)
+    assert await runs.stop(session.pk)
+    assert (await store.get("b" * 32)).status is NodeStatus.INTERRUPTED
+    run = await Run.objects.aget(session=session)
+    assert run.status == RunStatus.INTERRUPTED
+    assert not runs.is_running(session.pk)
+
+
+async def test_one_run_at_a_time_per_session(alice, make_session):
+    session = await sync_to_async(make_session)(alice)
+
+    async def wait_a_bit(engine, first):
+        await asyncio.sleep(0.3)
+        return await engine.store.add(node("a", None))
+
+    await runs.start(session, "test", wait_a_bit)
+    with pytest.raises(runs.RunBusy):
+        await runs.start(session, "test", wait_a_bit)
+    await runs.wait(session.pk)
+
+
+def test_ensure_local_user_creates_one_account_and_a_private_file(tmp_path, settings, capsys):
+    from django.contrib.auth.models import User
+
+    settings.LOCAL_LOGIN_FILE = tmp_path / ".personaweb-login"
+    call_command("ensure_local_user")
+    out = capsys.readouterr().out
+    user = User.objects.get()
+    text = settings.LOCAL_LOGIN_FILE.read_text()
+    password = text.split("password: ")[1].strip()
+    assert user.check_password(password) and user.is_superuser
+    assert password in out
+    assert stat.S_IMODE(os.stat(settings.LOCAL_LOGIN_FILE).st_mode) == 0o600
+    call_command("ensure_local_user")  # a second run changes nothing
+    assert User.objects.count() == 1 and User.objects.get().check_password(password)
+    assert password in capsys.readouterr().out
+
+
+def test_env_helpers_fail_loudly_on_bad_values(monkeypatch):
+    from personaweb.settings import env_bool, env_int
+
+    monkeypatch.setenv("X_BOOL", "maybe")
+    monkeypatch.setenv("X_INT", "ten")
+    with pytest.raises(ImproperlyConfigured, match="X_BOOL"):
+        env_bool("X_BOOL")
+    with pytest.raises(ImproperlyConfigured, match="X_INT"):
+        env_int("X_INT", 1)
+    monkeypatch.setenv("X_BOOL", "Yes")
+    assert env_bool("X_BOOL") is True
+    assert env_int("X_UNSET", 7) == 7
+
+
+def test_system_checks_warn_about_sqlite_with_several_processes(settings):
+    from personaweb.web.checks import check_scale_out
+
+    settings.REDIS_URL = "redis://localhost:6379/0"
+    settings.RUN_STALE_AFTER = 0
+    ids = {w.id for w in check_scale_out()}
+    assert ids == {"personaweb.W003", "personaweb.W004"}
