@@ -226,8 +226,9 @@ SERVE_STATIC = env_bool("PERSONAWEB_SERVE_STATIC", True)
 
 # Seconds without a heartbeat after which another process's run counts as dead and its
 # unfinished nodes become `interrupted`. 0 (one process, the default) means: at start-up every
-# run not owned by this process is dead. Set it (e.g. 30) when several processes share a DB.
-RUN_STALE_AFTER = env_int("PERSONAWEB_RUN_STALE_AFTER", 0, minimum=0)
+# run not owned by this process is dead. With REDIS_URL (several processes) it defaults to 60 s,
+# so a process starting up never takes the live runs of its siblings for dead ones.
+RUN_STALE_AFTER = env_int("PERSONAWEB_RUN_STALE_AFTER", 60 if REDIS_URL else 0, minimum=0)
 RUN_HEARTBEAT_EVERY = 10
 # Streamed tokens are sent to browsers at most this often, per node (milliseconds).
 TOKEN_BATCH_MS = env_int("PERSONAWEB_TOKEN_BATCH_MS", 50, minimum=1)

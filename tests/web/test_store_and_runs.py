@@ -214,4 +214,6 @@ def test_system_checks_warn_about_sqlite_with_several_processes(settings):
     settings.REDIS_URL = "redis://localhost:6379/0"
     settings.RUN_STALE_AFTER = 0
     ids = {w.id for w in check_scale_out()}
-    assert ids == {"personaweb.W003", "personaweb.W004"}
+    # The scale-out suite runs this file on PostgreSQL too, where W003 must stay quiet.
+    sqlite = str(settings.DATABASES["default"]["ENGINE"]).endswith("sqlite3")
+    assert ids == {"personaweb.W004"} | ({"personaweb.W003"} if sqlite else set())
