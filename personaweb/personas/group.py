@@ -505,7 +505,7 @@ def group_settings_from_dict(data: Mapping[str, Any]) -> GroupSettings:
         order=order,
         heat=heat,
         prepass_profile=(
-            LLMProfile.from_dict(profile)
+            LLMProfile.from_dict(dict(profile))
             if isinstance(profile, Mapping)
             else LLMProfile(temperature=0.0, max_tokens=120)
         ),
