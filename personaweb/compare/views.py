@@ -56,7 +56,7 @@ def comparison_list(request: AuthedRequest) -> HttpResponse:
     return render(request, "compare/list.html", {"comparisons": comparisons})
 
 
-def _initial_from(request: AuthedRequest, source: Comparison | None) -> dict[str, Any]:
+def _initial_from(source: Comparison | None) -> dict[str, Any]:
     if source is None:
         return {}
     return {
@@ -95,7 +95,7 @@ def _new_form(request: AuthedRequest) -> tuple[Comparison | None, HttpResponse |
         source = None
         if request.GET.get("from", "").isdigit():
             source = owned(request, int(request.GET["from"]))
-        initial = _initial_from(request, source)
+        initial = _initial_from(source)
         form = ComparisonForm(initial=initial.get("form"), owner=request.user)
         formset = contender_formset(initial=initial.get("contenders"))
         status = 200

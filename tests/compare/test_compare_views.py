@@ -342,3 +342,31 @@ def test_llm_output_is_escaped(client, alice, sara):
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;b&gt;hi&lt;/b&gt;" in page
+
+
+async def test_only_the_owner_can_subscribe_to_a_columns_feed(alice, bob, sara):
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+
+    from personaweb.asgi import application
+
+    comparison = await sync_to_async(create_comparison)(
+        alice, sara, SCRIPT, [ContenderSpec("single"), ContenderSpec("nested")]
+    )
+    contender = await comparison.contenders.afirst()
+
+    def cookie(user) -> bytes:
+        client = Client()
+        client.force_login(user)
+        return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    for user, allowed in ((alice, True), (bob, False)):
+        headers = [
+            (b"origin", b"http://localhost"),
+            (b"host", b"localhost"),
+            (b"cookie", await sync_to_async(cookie)(user)),
+        ]
+        feed = WebsocketCommunicator(application, f"/ws/s/{contender.session_id}/", headers=headers)
+        connected, _ = await feed.connect()
+        assert connected is allowed, user
+        await feed.disconnect()
