@@ -72,6 +72,17 @@ class ActionRefused(Exception):
 
 ALL_ACTIONS = ("approve", "reject", "feedback", "edit", "branch", "retry")
 
+MAX_INPUT_CHARS = 20_000
+"""Longest message, feedback or edit a person may send: beyond it, prompts balloon and most
+models' context windows overflow; the text is refused with a clear error instead."""
+
+
+def _check_length(text: str, what: str) -> None:
+    if len(text) > MAX_INPUT_CHARS:
+        raise ActionRefused(
+            f"the {what} is too long ({len(text):,} characters; at most {MAX_INPUT_CHARS:,})"
+        )
+
 
 def allowed_actions(node: Node, has_children: bool) -> frozenset[str]:
     """What a person may do to a node. The views disable the rest and the engine refuses it."""
@@ -122,6 +133,7 @@ class Engine:
         `data` travels with the message (e.g. the speaker a user picked in a group chat)."""
         if not text.strip():
             raise ActionRefused("the message is empty")
+        _check_length(text, "message")
         if parent_id is not None:
             state = await self.state(parent_id)
             if state.next.kind not in (NextKind.DONE, NextKind.FAILED):
@@ -236,6 +248,7 @@ class Engine:
         On an already-applied proposal this starts a new branch (replay with tweaks)."""
         if not text.strip():
             raise ActionRefused("feedback is empty")
+        _check_length(text, "feedback")
         node = await self._checked(node_id, "feedback")
         if node.status is NodeStatus.PROPOSED:
             node.status = NodeStatus.SUPERSEDED
@@ -270,6 +283,7 @@ class Engine:
             target = None
         if action is not Action.PASS and not content.strip():
             raise ActionRefused("the edited content is empty")
+        _check_length(content, "edited content")
         if node.status is NodeStatus.PROPOSED:
             node.status = NodeStatus.SUPERSEDED
             await self._update(node)

@@ -382,3 +382,13 @@ async def test_each_persona_uses_its_own_profile() -> None:
     await Engine(root, MemoryStore(), model).run_autonomous("hi")
     used = {(c.profile.model, c.profile.temperature) for c in model.calls}
     assert ("big", 1.1) in used and ("small", 0.3) in used
+
+
+async def test_oversized_input_is_refused_and_nothing_is_written() -> None:
+    from personaweb.personas.engine import MAX_INPUT_CHARS
+
+    store = MemoryStore()
+    engine = Engine(dialogue_hierarchy(SARA), store, ScriptedChatModel())
+    with pytest.raises(ActionRefused, match="too long"):
+        await engine.send("x" * (MAX_INPUT_CHARS + 1))
+    assert store.all() == []
