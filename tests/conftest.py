@@ -114,3 +114,87 @@ def make_session() -> Callable[..., Any]:
         )
 
     return make
+
+
+_NAMED = (
+    re.compile(r"^You are (?P<name>.+?), speaking in a conversation"),
+    re.compile(r"^You are the judgement of (?P<name>.+?), a character"),
+    re.compile(r"^You track the mood of (?P<name>.+?), a character"),
+)
+
+
+def _character(system: str) -> str:
+    for pattern in _NAMED:
+        found = pattern.match(system)
+        if found:
+            return found["name"]
+    return ""
+
+
+def group_responder(body: dict[str, Any]) -> str:
+    """Plays every persona of a group chat, routed by system prompt, deterministically.
+
+    A character whose first name is in the latest message wants to answer (pre-pass yes with
+    confidence 0.9, no pass); anyone else is lukewarm (pre-pass no at 0.3, passes when it may).
+    Single-strategy characters and nested responders say a line that names themselves and
+    nobody else, so heat alone (not mentions) decides what follows. The nested orchestrator
+    and rewriter are played by `dialogue_responder`.
+    """
+    messages = body["messages"]
+    system = messages[0]["content"]
+    last = messages[-1]["content"]
+    name = _character(system)
+    first = name.split()[0] if name else ""
+    addressed = bool(first) and re.search(rf"\b{re.escape(first)}\b", last) is not None
+    if system.startswith("You are the judgement of"):
+        # The pre-pass sees the recent history; only who the latest message names decides.
+        named = re.search(r"^Named in it: (.*)$", last, re.MULTILINE)
+        addressed = bool(named) and name in named[1]
+        verdict = {
+            "should_respond": addressed,
+            "reason": "named in the message" if addressed else "not my conversation",
+            "confidence": 0.9 if addressed else 0.3,
+        }
+        return json.dumps(verdict)
+    if system.startswith("You track the mood of"):
+        return json.dumps({"interest": 0.4, "boredom": 0.3, "wait_seconds": 0})
+    if system.startswith("You are ") and "speaking in a conversation" in system:
+        if "[pass]" in last and not addressed:
+            return "[pass]"
+        takes = sum(1 for m in messages if m["role"] == "assistant")
+        return f"{name} here, line {takes + 1}."
+    return dialogue_responder(body)
+
+
+@pytest.fixture
+def group_llm(monkeypatch) -> Iterator[ScriptedOpenAIServer]:
+    """The scripted LLM playing a group chat, and the environment pointing the app at it."""
+    with ScriptedOpenAIServer(dialect="openai", responder=group_responder) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("PERSONAWEB_MODEL", "scripted-model")
+        yield server
+
+
+@pytest.fixture
+def make_cast() -> Callable[..., Any]:
+    """Three characters (Ann, Bob, Cara) owned by the given user."""
+    from personaweb.web.models import Character
+
+    def make(owner, names=("Ann Archer", "Bob Baker", "Cara Cole")):
+        return [
+            Character.objects.create(
+                owner=owner,
+                name=name,
+                slug=name.split()[0].lower(),
+                data={
+                    "name": name,
+                    "description": f"{name}, a regular at the inn.",
+                    "personality": "plain",
+                    "sample_lines": [f"{name.split()[0]} speaking."],
+                },
+            )
+            for name in names
+        ]
+
+    return make

@@ -53,7 +53,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=fragments.tokens(self.session_id, event["node"]))
 
     async def run_changed(self, event):
-        await self.send(text_data=await self.render(fragments.side_panes))
+        await self.send(text_data=await self.render(fragments.run_panes))
 
     async def tree_changed(self, event):
         await self.send(text_data=await self.render(fragments.resync))

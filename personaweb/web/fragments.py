@@ -10,13 +10,15 @@ from __future__ import annotations
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from personaweb.personas import Node
+from personaweb.personas import Node, NodeKind
 from personaweb.web import runs
 from personaweb.web.models import Annotation, ChatSession, Mode
 from personaweb.web.panes import TREE_WINDOW, Panes, Row, build_panes, inspector, make_row
 from personaweb.web.store import load_node, load_tree
 
 PANES = "web/panes.html"
+GROUP_PANES = "web/group_panes.html"
+GROUP_PARTS = ("heat", "policies")
 
 
 def base_url(session: ChatSession) -> str:
@@ -42,6 +44,13 @@ def render(part: str, ctx: dict) -> str:
     return render_to_string(f"{PANES}#{part}", ctx)
 
 
+def group_parts(ctx: dict) -> str:
+    """A group chat's heat pane and policy table (nothing for other sessions)."""
+    if ctx["p"].group is None:
+        return ""
+    return "".join(render_to_string(f"{GROUP_PANES}#{part}", ctx) for part in GROUP_PARTS)
+
+
 def inspector_context(session: ChatSession, node_id: str):
     loaded = load_node(session.pk, node_id)
     if loaded is None:
@@ -59,12 +68,22 @@ def inspector_html(session: ChatSession, node_id: str | None, **flags) -> str:
 def resync(session: ChatSession) -> str:
     """Every shared pane, as out-of-band swaps: sent on (re)connect and after big changes."""
     ctx = panes_context(session, oob=True)
-    return "".join(render(part, ctx) for part in ("runbar", "personas", "transcript", "tree"))
+    html = "".join(render(part, ctx) for part in ("runbar", "personas", "transcript", "tree"))
+    return html + group_parts(ctx)
 
 
-def side_panes(session: ChatSession, parts=("runbar", "personas", "transcript")) -> str:
+def side_panes(
+    session: ChatSession, parts=("runbar", "personas", "transcript"), *, group: bool = False
+) -> str:
+    """The side panes, out-of-band; with `group`, a group chat's heat and policy panes too."""
     ctx = panes_context(session, oob=True)
-    return "".join(render(part, ctx) for part in parts)
+    html = "".join(render(part, ctx) for part in parts)
+    return html + group_parts(ctx) if group else html
+
+
+def run_panes(session: ChatSession) -> str:
+    """What a run starting or ending changes: the side panes and the group panes."""
+    return side_panes(session, group=True)
 
 
 def node_changed(session: ChatSession, node_id: str, created: bool) -> str:
@@ -83,6 +102,8 @@ def node_changed(session: ChatSession, node_id: str, created: bool) -> str:
         else 2  # a root: re-render the tree (first message, or a new root)
     )
     base = base_url(session)
+    # A decision moves a character's heat: the heat pane and the policy table follow it.
+    group = node.kind is NodeKind.DECISION
     if siblings > 1 or kids > 1:
         # A new branch changes the shape of the tree: send it whole (bounded by the window).
         html = resync(session)
@@ -91,9 +112,9 @@ def node_changed(session: ChatSession, node_id: str, created: bool) -> str:
         ctx = {"row": row, "base": base, "live": True}
         if created:
             ctx["follow_from"] = node.parent_id
-            html = render("insert", ctx) + side_panes(session)
+            html = render("insert", ctx) + side_panes(session, group=group)
         else:
-            html = render("row", {**ctx, "oob": True}) + side_panes(session)
+            html = render("row", {**ctx, "oob": True}) + side_panes(session, group=group)
     ins = inspector(node, has_children, _notes(node.id))
     html += render("inspector", {"ins": ins, "base": base, "oob": True, "live": True})
     return html

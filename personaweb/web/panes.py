@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from personaweb.personas import Node, NodeKind, NodeStatus, PersonaInfo, derive
 from personaweb.personas.engine import allowed_actions
 from personaweb.personas.state import NextKind, PathState
+from personaweb.web.groups import GroupView, group_view
 from personaweb.web.models import ChatSession
 from personaweb.web.runs import hierarchy_for
-from personaweb.web.store import Tree
+from personaweb.web.store import Tree, path_rows, to_node
 
 # One glyph and one name per status, used by every pane (CSS colours them by `st-<status>`).
 GLYPHS = {
@@ -128,9 +129,43 @@ def persona_rows(root: PersonaInfo, state: PathState | None, running: bool) -> l
     ]
 
 
-def transcript_lines(state: PathState | None, window: int = TRANSCRIPT_WINDOW):
+@dataclass(frozen=True)
+class ShownLine:
+    """A transcript line as the page shows it: with its speaker's name."""
+
+    speaker: str
+    """"user" or a persona path."""
+    name: str
+    text: str
+    node_id: str
+    passed: bool
+    silence: str = "(says nothing)"
+    """What a pass reads as."""
+
+
+def transcript_lines(
+    state: PathState | None,
+    window: int = TRANSCRIPT_WINDOW,
+    names: dict[str, str] | None = None,
+    director: str = "",
+):
+    """The last `window` lines, each under its speaker's name (a group chat's characters by
+        their own names), and how many earlier lines were left out. A pass by a group's `director`
+    means nobody (else) had anything to say."""
     lines = state.transcript if state else []
-    return lines[-window:], max(0, len(lines) - window)
+    names = names or {}
+    shown = [
+        ShownLine(
+            speaker=line.speaker,
+            name="you" if line.speaker == "user" else names.get(line.speaker, line.speaker),
+            text=line.text,
+            node_id=line.node_id,
+            passed=line.passed,
+            silence="(nobody else speaks)" if line.speaker == director else "(says nothing)",
+        )
+        for line in lines[-window:]
+    ]
+    return shown, max(0, len(lines) - window)
 
 
 @dataclass
@@ -146,8 +181,10 @@ class Panes:
     rows: list[Row]
     hidden: int
     personas: list[PersonaRow]
-    transcript: list
+    transcript: list[ShownLine]
     transcript_hidden: int
+    group: GroupView | None = None
+    """Group chats only: members, heat and policy costs."""
 
     @property
     def active_leaf(self) -> Node | None:
@@ -189,21 +226,35 @@ def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = T
         # rendering mid-run): follow them, so they show as the path and not as a branch.
         leaf_id = tree.newest_leaf_below(leaf_id)
     path = tree.path(leaf_id) if leaf_id else []
+    if session.hierarchy == "group" and path:
+        # A group chat reads node data (relays, decisions) and calls (policy costs) off its
+        # path, which the tree leaves out: load the active path whole, in one more query.
+        path = [to_node(r) for r in path_rows(session.pk, path[-1].id, with_call=True)]
     state = derive(path, persona_root.path) if path else None
     rows, hidden = tree_rows(tree, path, window)
-    lines, lines_hidden = transcript_lines(state)
+    info = persona_root.describe()
+    names = {i.path: i.display_name for _, i in info.walk()}
+    group = None
+    if session.hierarchy == "group":
+        group = group_view(
+            session.group_settings or {}, info, path, state.transcript if state else []
+        )
+        names.update(group.names)
+    director = info.path if group is not None else ""
+    lines, lines_hidden = transcript_lines(state, names=names, director=director)
     return Panes(
         session=session,
         tree=tree,
-        root=persona_root.describe(),
+        root=info,
         path=path,
         state=state,
         running=running,
         rows=rows,
         hidden=hidden,
-        personas=persona_rows(persona_root.describe(), state, running),
+        personas=persona_rows(info, state, running),
         transcript=lines,
         transcript_hidden=lines_hidden,
+        group=group,
     )
 
 

@@ -21,7 +21,7 @@ from personaweb.characters.sheet import CharacterError, load_bundled
 from personaweb.llm.types import LLMProfile
 from personaweb.personas import ActionRefused, Engine, Node, build_hierarchy, export_tree
 from personaweb.personas.engine import allowed_actions
-from personaweb.web import fragments, runs
+from personaweb.web import fragments, groups, runs
 from personaweb.web.models import (
     Annotation,
     Character,
@@ -205,6 +205,8 @@ def session_page(request: AuthedRequest, pk: int) -> HttpResponse:
     selected = request.GET.get("node", "")
     ctx = fragments.panes_context(session, window=_window(request), selected=selected)
     ctx["ins"] = fragments.inspector_context(session, selected) if selected else None
+    if session.hierarchy == Hierarchy.GROUP:
+        ctx.update(groups.page_context(session))
     return render(request, "web/session.html", ctx)
 
 
@@ -326,10 +328,15 @@ async def send(request: AuthedRequest, pk: int) -> HttpResponse:
     text = request.POST.get("text", "").strip()
     if not text:
         return refuse("the message is empty", 400)
+    try:
+        # A group chat in manual order: the user picks who speaks next.
+        data = await sync_to_async(groups.speaker_data)(session, request.POST.get("speaker", ""))
+    except ValueError as exc:
+        return refuse(str(exc), 400)
     parent = await _leaf_for_send(session)
 
     async def first(engine: Engine) -> Node:
-        return await engine.send(text, parent)
+        return await engine.send(text, parent, data)
 
     async def job(engine: Engine, inbound: Node) -> Node:
         return await engine.advance(inbound.id)

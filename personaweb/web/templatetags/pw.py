@@ -7,6 +7,7 @@ import json
 from django import template
 from django.utils.html import format_html
 
+from personaweb.web import groups
 from personaweb.web.panes import GLYPHS
 
 register = template.Library()
@@ -37,3 +38,30 @@ def pretty_json(value) -> str:
 @register.filter
 def last_part(path: str) -> str:
     return str(path).rpartition("/")[2]
+
+
+@register.filter
+def verdict(data) -> str:
+    """A decision node's verdict: speaks, waits or silent."""
+    return groups.verdict(data or {})
+
+
+@register.filter
+def decision_facts(data) -> str:
+    """A decision's key numbers in one line (heat vs threshold, fatigue, confidence)."""
+    return groups.decision_facts(data or {})
+
+
+@register.filter
+def decision_numbers(data) -> list[tuple[str, str]]:
+    """Every number of a decision, formatted, key ones first."""
+    return groups.decision_numbers(data or {})
+
+
+@register.filter
+def number(value, digits: int = 2) -> str:
+    """A number for an HTML attribute or a table cell: always a dot, never localised."""
+    try:
+        return f"{float(value):.{int(digits)}f}"
+    except (TypeError, ValueError):
+        return ""
