@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -24,7 +25,7 @@ from personaweb.personas.heat.heuristic import HeatBoard, HeatConfig
 from personaweb.personas.heat.null_action import pass_instruction
 from personaweb.personas.heat.prepass import run_prepass
 from personaweb.personas.heat.rating import RatingResult, apply_rating, run_rating
-from personaweb.personas.heat.turns import TurnOrder
+from personaweb.personas.heat.turns import TurnOrder, next_speakers
 from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona
 from personaweb.personas.proposal import Deliberation, ProposedResponse
 from personaweb.personas.state import Event, EventKind
@@ -388,6 +389,16 @@ class GroupDirector(ResponseDrivenPersona):
             fresh = [d for d in willing if d.character not in spoken]
             ranked = rank_speakers(fresh)
             return ranked[0] if ranked else None
+        # Natural order: the mentioned first, then a talkativeness draw (seeded by the message,
+        # so a replay of the same path draws the same); the hottest willing one otherwise.
+        seed = int(hashlib.sha1(heard.node_ids[-1].encode()).hexdigest()[:12], 16)
+        drafted = next_speakers(
+            TurnOrder.NATURAL, self.members, heard.messages, rng=random.Random(seed)
+        )
+        wanting = {d.character for d in willing}
+        for slug in drafted:
+            if slug in wanting:
+                return slug
         ranked = rank_speakers(willing)
         return ranked[0] if ranked else None
 

@@ -257,3 +257,20 @@ def test_group_settings_round_trip_and_reject_unknown_policies() -> None:
     assert again.order is TurnOrder.POOLED and again.turn_cap == 3
     with pytest.raises(ValueError, match="group settings"):
         group_settings_from_dict({"policy": "telepathy"})
+
+
+async def test_natural_order_lets_the_talkative_go_first() -> None:
+    model = ScriptedChatModel()
+    model.default = by_speaker({"Ann Archer": "Me first.", "Bob Baker": "No, me."})
+    root = group_hierarchy(
+        [("ann", ANN), ("bob", BOB)],
+        GroupSettings(turn_cap=1),
+        strategy="single",
+        # Ann is listed first and equally hot, but never volunteers; Bob always does.
+        talkativeness={"ann": 0.0, "bob": 1.0},
+    )
+    engine = Engine(root, MemoryStore(), model, clock=ticking())
+    leaf = await engine.run_autonomous("What does everyone think?")
+    state = await engine.state(leaf.id)
+    spoken = [t.speaker for t in state.transcript if t.speaker != "user" and t.text]
+    assert spoken == ["director/bob"]
