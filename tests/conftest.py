@@ -57,6 +57,9 @@ def dialogue_responder(body: dict[str, Any]) -> str:
         return f"Line {takes + 1}: you said '{heard}', and I heed it not."
     if system.startswith("You rewrite"):
         return f"[styled] {last}"
+    if system.startswith("You judge whether"):
+        # The linear strategy's goal-alignment check of the last lines.
+        return json.dumps({"score": 0.8, "drifting": False, "hint": ""})
     return "ok"
 
 

@@ -12,7 +12,7 @@ from personaweb.personas import Node, NodeKind, NodeStatus, PersonaInfo, derive
 from personaweb.personas.engine import allowed_actions
 from personaweb.personas.state import NextKind, PathState
 from personaweb.web.groups import GroupView, group_view
-from personaweb.web.models import ChatSession
+from personaweb.web.models import ChatSession, NodeRow
 from personaweb.web.runs import hierarchy_for
 from personaweb.web.store import Tree, path_rows, to_node
 
@@ -217,6 +217,17 @@ class Panes:
         }[nxt.kind]
 
 
+def attach_data(session_id: int, nodes: list[Node]) -> None:
+    """Give the shown rows their `data` (alignment scores, edit origins, ...) in one query:
+    the tree leaves it out, and decoding it for every node of a large tree would be waste."""
+    if not nodes:
+        return
+    by_id = {n.id: n for n in nodes}
+    rows = NodeRow.objects.filter(session_id=session_id, id__in=list(by_id)).exclude(data={})
+    for node_id, data in rows.values_list("id", "data"):
+        by_id[node_id].data = dict(data or {})
+
+
 def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = TREE_WINDOW):
     """All panes from one loaded tree (no further queries)."""
     persona_root = hierarchy_for(session)
@@ -232,6 +243,8 @@ def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = T
         path = [to_node(r) for r in path_rows(session.pk, path[-1].id, with_call=True)]
     state = derive(path, persona_root.path) if path else None
     rows, hidden = tree_rows(tree, path, window)
+    if session.hierarchy != "group":
+        attach_data(session.pk, [row.node for row in rows])
     info = persona_root.describe()
     names = {i.path: i.display_name for _, i in info.walk()}
     group = None

@@ -408,3 +408,18 @@ def test_a_long_branch_shows_its_latest_steps_and_loads_earlier_ones(client, ali
     assert page.count('class="step ') == 150
     more = client.get(f"{session.get_absolute_url()}tree/", {"window": 600}).content.decode()
     assert more.count('class="step ') == 400 and "show earlier steps" not in more
+
+
+async def test_the_linear_strategy_shows_its_alignment_score_on_the_reply(
+    async_client, alice, make_session, llm_server
+):
+    session = await sync_to_async(make_session)(alice, mode="autonomous", strategy="linear")
+    await sync_to_async(async_client.force_login)(alice)
+    await async_client.post(f"{session.get_absolute_url()}send/", {"text": "Who are you?"})
+    await runs.wait(session.pk)
+    rows = await nodes_of(session)
+    personas = {r.persona for r in rows}
+    assert {"pipeline/responder", "pipeline/style_rewriter", "pipeline/alignment"} <= personas
+    assert rows[-1].persona == "pipeline" and rows[-1].data["alignment"] == 0.8
+    page = (await async_client.get(session.get_absolute_url())).content.decode()
+    assert "align 0.80" in page
