@@ -433,11 +433,14 @@ class GroupDirector(ResponseDrivenPersona):
                 break
             since.append(message)
         since.reverse()
-        roster = ", ".join(["User", *(m.name for m in self.members)])
-        lines = "\n".join(f"{self.name_of(m.speaker)}: {m.text}" for m in since)
+        roster = ", ".join(["the user", *(m.name for m in self.members if m.slug != slug)])
+        # Quoted, one per line: a chat transcript in "Name: text" form invites a model to
+        # continue it, writing everyone's lines instead of its own.
+        lines = "\n".join(f"- {self.name_of(m.speaker)} said: \u201c{m.text}\u201d" for m in since)
         text = (
-            f"Group chat with {roster}. Said since you last spoke:\n{lines}\n\n"
-            "Say your next line to the group."
+            f"You are in a group chat with {roster}. Since you last spoke:\n{lines}\n\n"
+            "Say your next line to the group: only your own words, one short line, "
+            "without your name in front."
         )
         if self.settings.policy.for_character(slug) is ReplyPolicy.NULL_ACTION:
             text += " " + pass_instruction(self.name_of(slug))
