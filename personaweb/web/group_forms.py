@@ -23,7 +23,7 @@ POLICY_CHOICES = [
     (ReplyPolicy.ASYNC_RATING.value, "async ratings (background calls nudge the heat)"),
 ]
 ORDER_CHOICES = [
-    (TurnOrder.NATURAL.value, "natural: the hottest speaks first"),
+    (TurnOrder.NATURAL.value, "natural: the mentioned first, then by talkativeness"),
     (TurnOrder.LIST.value, "list: member order breaks the tie"),
     (TurnOrder.POOLED.value, "pooled: each at most once per user message"),
     (TurnOrder.MANUAL.value, "manual: you pick who speaks next"),
