@@ -250,9 +250,7 @@ class Engine:
             raise ActionRefused("feedback is empty")
         _check_length(text, "feedback")
         node = await self._checked(node_id, "feedback")
-        if node.status is NodeStatus.PROPOSED:
-            node.status = NodeStatus.SUPERSEDED
-            await self._update(node)
+        await self._supersede(node)
         fb = Node(
             id=new_id(),
             parent_id=node.id,
@@ -284,9 +282,7 @@ class Engine:
         if action is not Action.PASS and not content.strip():
             raise ActionRefused("the edited content is empty")
         _check_length(content, "edited content")
-        if node.status is NodeStatus.PROPOSED:
-            node.status = NodeStatus.SUPERSEDED
-            await self._update(node)
+        await self._supersede(node)
         edited = Node(
             id=new_id(),
             parent_id=node.id,
@@ -358,6 +354,12 @@ class Engine:
             if changed is None:
                 return current
             current = changed
+
+    async def _supersede(self, node: Node) -> None:
+        """A proposal answered by feedback or an edit is no longer waiting for review."""
+        if node.status is NodeStatus.PROPOSED:
+            node.status = NodeStatus.SUPERSEDED
+            await self._update(node)
 
     async def _checked(self, node_id: str, action: str) -> Node:
         node = await self.store.get(node_id)

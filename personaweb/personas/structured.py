@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from personaweb.llm.schema import parse_structured, validate
 from personaweb.llm.types import (
@@ -16,9 +16,8 @@ from personaweb.llm.types import (
     LLMProfile,
     StructuredOutputError,
 )
-from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona, render_basic_event
+from personaweb.personas.persona import BasicPersona, ProposeContext
 from personaweb.personas.proposal import ProposalFailed, ProposedResponse
-from personaweb.personas.state import Event
 from personaweb.personas.tree import Action
 
 Checker = Callable[[Any], list[str]]
@@ -97,11 +96,9 @@ async def ask_structured(
     )
 
 
-class StructuredPersona(ResponseDrivenPersona):
+class StructuredPersona(BasicPersona):
     """A basic persona whose reply is a JSON object valid against a schema. The reply's text is
     the compact JSON; the parsed value is kept in the node's data for display."""
-
-    role_kind: ClassVar[str] = "basic"
 
     def __init__(
         self,
@@ -117,20 +114,14 @@ class StructuredPersona(ResponseDrivenPersona):
     ) -> None:
         super().__init__(
             name,
+            system_prompt=system_prompt,
             description=description,
             profile=profile,
             stateless=stateless,
             display_name=display_name,
         )
-        self.system_prompt = system_prompt
         self.schema = schema
         self.max_attempts = max_attempts
-
-    def build_messages(self, events: Sequence[Event]) -> list[ChatMessage]:
-        messages = [ChatMessage("system", self.system_prompt)]
-        for event in events:
-            messages.extend(render_basic_event(event))
-        return messages
 
     async def propose(self, ctx: ProposeContext) -> ProposedResponse:
         events = ctx.current if self.stateless else ctx.history

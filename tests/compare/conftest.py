@@ -4,20 +4,15 @@ LLM judge), routed by system prompt, and a character with a voice to measure."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from personaweb.llm.scripted_server import ScriptedOpenAIServer, ServerError
 from personaweb.web import runs
+from tests.live import LiveServer, chromium_browser, collect_page_errors, sqlite_server_env
 
 BROKEN_MODEL = "no-such-model"
 
@@ -108,56 +103,6 @@ def sara(alice):
 
 
 # --- the browser suite: daphne in a subprocess on the test database ------------------------------
-# (the same pattern as tests/browser/conftest.py, whose fixtures are not visible from here)
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    """daphne serving personaweb.asgi on a free port."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env, self.log = env, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-        self.process = subprocess.Popen(
-            [*command, "personaweb.asgi:application"],
-            cwd=REPO,
-            env=self.env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited: see {self.log}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("daphne did not start in 20 s")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
 
 
 @pytest.fixture(scope="module")
@@ -169,20 +114,10 @@ def browser_compare_llm() -> Iterator[ScriptedOpenAIServer]:
 
 @pytest.fixture(scope="module")
 def compare_server(django_db_setup, django_db_blocker, browser_compare_llm, tmp_path_factory):
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    if not str(db["ENGINE"]).endswith("sqlite3"):
-        pytest.skip("the browser suite shares its SQLite test database with daphne")
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{db['NAME']}",
-        "OPENAI_BASE_URL": browser_compare_llm.base_url,
-        "OPENAI_API_KEY": "sk-test",
-        "PERSONAWEB_MODEL": "scripted-model",
-        "PERSONAWEB_LOG_LEVEL": "WARNING",
-    }
-    server = LiveServer(env, tmp_path_factory.mktemp("daphne") / "daphne.log")
+    server = LiveServer(
+        sqlite_server_env(browser_compare_llm.base_url),
+        tmp_path_factory.mktemp("daphne") / "daphne.log",
+    )
     server.start()
     yield server
     server.stop()
@@ -190,24 +125,8 @@ def compare_server(django_db_setup, django_db_blocker, browser_compare_llm, tmp_
 
 @pytest.fixture(scope="module")
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    # Playwright's sync API keeps an event loop running in this thread; the test's own ORM
-    # calls are sync and safe (Django's docs say the same for Playwright).
-    saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if saved is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
+    with chromium_browser() as browser:
+        yield browser
 
 
 @pytest.fixture
@@ -215,15 +134,7 @@ def page(chromium):
     context = chromium.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-
-    def console(message) -> None:
-        # The browser asks for /favicon.ico on its own; the app has none.
-        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
-            errors.append(f"{message.text} at {message.location['url']}")
-
-    page.on("console", console)
+    errors = collect_page_errors(page, console=True)
     yield page
     context.close()
     # No script errors and no console errors (a CSP violation or a failed swap would show).

@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,20 +20,13 @@ from typing import Any
 import pytest
 
 from personaweb.llm.scripted_server import ScriptedOpenAIServer
+from tests.live import LiveServer, chromium_browser
 
 pytestmark = pytest.mark.scaleout
 
 REPO = Path(__file__).resolve().parents[2]
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS = ("127.0.0.1", 6379)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _services_or_skip() -> None:
@@ -76,12 +68,6 @@ def database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _manage(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -93,44 +79,6 @@ def _manage(env: dict[str, str], *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-class Daphne:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "personaweb.asgi:application",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"daphne exited; see {log}"
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"daphne did not start; see {log}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 SETUP = """
@@ -157,7 +105,7 @@ def _login(page: Any, base: str) -> None:
 def test_two_processes_share_one_session_live_through_redis_and_postgres(
     database: str, scripted_dialogue: Any, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     with ScriptedOpenAIServer(dialect="openai", responder=scripted_dialogue) as llm:
         env = {
@@ -174,29 +122,25 @@ def test_two_processes_share_one_session_live_through_redis_and_postgres(
         env.pop("DJANGO_SETTINGS_MODULE", None)
         _manage(env, "migrate", "--noinput")
         session_pk = _manage(env, "shell", "-c", SETUP).strip().splitlines()[-1]
-        a = Daphne(env, tmp_path / "daphne-a.log")
-        b = Daphne(env, tmp_path / "daphne-b.log")
+        a = LiveServer(env, tmp_path / "daphne-a.log")
+        b = LiveServer(env, tmp_path / "daphne-b.log")
+        a.start()
+        b.start()
         try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-                )
-                try:
-                    writer = browser.new_context().new_page()
-                    watcher = browser.new_context().new_page()
-                    _login(writer, a.url)
-                    _login(watcher, b.url)
-                    watcher.goto(f"{b.url}/s/{session_pk}/")
-                    writer.goto(f"{a.url}/s/{session_pk}/")
-                    # Let the watcher's WebSocket to process B join the session's group.
-                    watcher.wait_for_timeout(500)
-                    writer.fill("#message", "I am Joe, from process A.")
-                    writer.locator("#send-form button, #send-form [type=submit]").first.click()
-                    transcript = watcher.locator(".chat")
-                    expect(transcript).to_contain_text("[styled] Line 1", timeout=30_000)
-                    expect(watcher.locator(".middle")).to_contain_text("responder", timeout=5_000)
-                finally:
-                    browser.close()
+            with chromium_browser() as browser:
+                writer = browser.new_context().new_page()
+                watcher = browser.new_context().new_page()
+                _login(writer, a.url)
+                _login(watcher, b.url)
+                watcher.goto(f"{b.url}/s/{session_pk}/")
+                writer.goto(f"{a.url}/s/{session_pk}/")
+                # Let the watcher's WebSocket to process B join the session's group.
+                watcher.wait_for_timeout(500)
+                writer.fill("#message", "I am Joe, from process A.")
+                writer.locator("#send-form button, #send-form [type=submit]").first.click()
+                transcript = watcher.locator(".chat")
+                expect(transcript).to_contain_text("[styled] Line 1", timeout=30_000)
+                expect(watcher.locator(".middle")).to_contain_text("responder", timeout=5_000)
         finally:
             a.stop()
             b.stop()
