@@ -164,23 +164,18 @@ class Engine:
             leaf.status = NodeStatus.APPROVED
             await self._update(leaf)
             return leaf
+        if nxt.kind not in (NextKind.PROPOSE, NextKind.DELEGATE):
+            return None
+        if state.steps_in_run >= self.config.max_steps:
+            return await self._fail(
+                leaf_id,
+                nxt.persona,
+                f"stopped: this run reached its limit of {self.config.max_steps} steps",
+                retryable=False,
+            )
         if nxt.kind is NextKind.PROPOSE:
-            if state.steps_in_run >= self.config.max_steps:
-                return await self._fail(
-                    leaf_id,
-                    nxt.persona,
-                    f"stopped: this run reached its limit of {self.config.max_steps} steps",
-                    retryable=False,
-                )
             return await self._propose(state, nxt.persona, leaf_id)
         if nxt.kind is NextKind.DELEGATE:
-            if state.steps_in_run >= self.config.max_steps:
-                return await self._fail(
-                    leaf_id,
-                    nxt.persona,
-                    f"stopped: this run reached its limit of {self.config.max_steps} steps",
-                    retryable=False,
-                )
             depth = len(state.stack) + 1
             if depth > self.config.max_depth:
                 return await self._fail(
