@@ -28,17 +28,11 @@ from personaweb.llm import (
     StructuredOutputError,
     endpoint_from_env,
 )
+from personaweb.personas import decision_schema
 
-DELEGATION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "action": {"type": "string", "enum": ["delegate", "reply"]},
-        "to": {"type": "string", "enum": ["responder", "style_rewriter"]},
-        "message": {"type": "string", "minLength": 1},
-    },
-    "required": ["action", "to", "message"],
-    "additionalProperties": False,
-}
+# The very decision an orchestrator of the dialogue hierarchy makes, so the check exercises
+# the schema the product sends.
+DELEGATION_SCHEMA: dict[str, Any] = decision_schema(["responder", "style_rewriter"])
 
 STREAM_PROMPT = (
     ChatMessage("system", "You are a helpful assistant. Answer in one short sentence."),
