@@ -165,6 +165,11 @@ class EmbeddedServer:
             # Per-request timing logs would drown the log; errors still reach stderr.
             "--verbose",
             "False",
+            # By default a new request cuts off the one streaming: concurrent runs (comparison
+            # columns, several sessions) would get each other's replies truncated to nothing.
+            # Queue them instead.
+            "--interrupt_requests",
+            "False",
         ]
         if self.n_threads is not None:
             cmd += ["--n_threads", str(self.n_threads)]

@@ -91,3 +91,26 @@ async def test_it_makes_a_schema_valid_delegation_decision(
     assert completion.parsed["to"] in ("responder", "style_rewriter")
     assert completion.parsed["message"]
     assert model.structured_dialect() == "json_object"
+
+
+async def test_concurrent_streams_do_not_cut_each_other_off(
+    embedded_server: EmbeddedServer,
+) -> None:
+    # llama.cpp's server interrupts a stream when another request arrives, unless told not to;
+    # comparison columns and several sessions stream at once.
+    import asyncio
+
+    model = embedded_model(embedded_server)
+
+    async def ask(text: str) -> str:
+        request = ChatRequest((ChatMessage("user", text),), LLMProfile(max_tokens=24))
+        final = None
+        async for chunk in model.stream(request):
+            if chunk.completion is not None:
+                final = chunk.completion
+        assert final is not None
+        return final.text
+
+    first, second = await asyncio.gather(ask("Name a colour."), ask("Name an animal."))
+    await model.aclose()
+    assert first.strip() and second.strip()
