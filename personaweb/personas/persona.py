@@ -233,7 +233,12 @@ class BasicPersona(ResponseDrivenPersona):
         if self.can_pass and (not text or is_pass(text)):
             return ProposedResponse(ctx.persona, Action.PASS, "", call=call)
         if not text:
-            raise ProposalFailed("the model returned an empty reply", call)
+            why = (
+                f"finish reason: {call.finish_reason}"
+                if call.finish_reason
+                else "the stream ended without a finish reason: did the server cut it off?"
+            )
+            raise ProposalFailed(f"the model returned an empty reply ({why})", call)
         return ProposedResponse(ctx.persona, Action.REPLY, text, call=call)
 
 
