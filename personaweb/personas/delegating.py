@@ -275,6 +275,8 @@ class LoopPersona(CodePersona):
         approved = verdict.upper().startswith(self.approve_word)
         if approved or len(checks) >= self.max_rounds:
             data = {"rounds": len(checks), "approved": approved}
-            return ProposedResponse(self.path, Action.REPLY, work[-1].text, data=data)
+            # A person may have sent the task straight to the checker: then there is no work.
+            answer = work[-1].text if work else verdict
+            return ProposedResponse(self.path, Action.REPLY, answer, data=data)
         message = f"Task: {inbound.text}\n\nRevise your last answer. Checker said:\n{verdict}"
         return ProposedResponse(self.path, Action.DELEGATE, message, target=self.worker)

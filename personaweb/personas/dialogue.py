@@ -253,7 +253,11 @@ class LinearDialoguePersona(CodePersona):
             return ProposedResponse(self.path, Action.PASS, "", data={"passed_by": latest.target})
         if latest.target == "responder":
             return ProposedResponse(self.path, Action.DELEGATE, latest.text, "style_rewriter")
-        styled = [e.text for e in results if e.target == "style_rewriter"][-1]
+        # The rewritten line, or (if a person redirected a step) the newest line there is.
+        styled = next(
+            (e.text for e in reversed(results) if e.target == "style_rewriter"),
+            next((e.text for e in reversed(results) if e.target == "responder"), latest.text),
+        )
         if latest.target == "style_rewriter":
             lines = [*self.recent_lines(history, inbound.activation), styled]
             window = lines[-ALIGNMENT_WINDOW:]

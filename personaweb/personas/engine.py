@@ -6,6 +6,7 @@ then proposed), so a run that dies with its process resumes from its last node.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from personaweb.personas.tree import (
     Store,
     new_id,
 )
+
+log = logging.getLogger("personaweb.personas.engine")
 
 
 class Mode(StrEnum):
@@ -90,7 +93,8 @@ def allowed_actions(node: Node, has_children: bool) -> frozenset[str]:
     if node.status in UNFINISHED:
         return frozenset()
     if node.kind is NodeKind.ERROR or node.status in (NodeStatus.FAILED, NodeStatus.INTERRUPTED):
-        return frozenset({"retry"})
+        # A guard rail (step or depth limit) fails the same way every time: no retry for it.
+        return frozenset() if node.data.get("guard_rail") else frozenset({"retry"})
     if node.kind in PROPOSAL_KINDS:
         if node.status is NodeStatus.PROPOSED and not has_children:
             allowed |= {"approve", "reject"}
@@ -172,6 +176,7 @@ class Engine:
                 nxt.persona,
                 f"stopped: this run reached its limit of {self.config.max_steps} steps",
                 retryable=False,
+                guard_rail=True,
             )
         if nxt.kind is NextKind.PROPOSE:
             return await self._propose(state, nxt.persona, leaf_id)
@@ -184,6 +189,7 @@ class Engine:
                     f"stopped: delegating to {nxt.persona} would nest {depth} levels deep; "
                     f"the limit is {self.config.max_depth}",
                     retryable=False,
+                    guard_rail=True,
                 )
             try:
                 self.root.find(nxt.persona)
@@ -341,8 +347,6 @@ class Engine:
         current = await self.store.get(leaf_id)
         while True:
             state = await self.state(current.id)
-            if state.next.kind in (NextKind.REVIEW, NextKind.DONE, NextKind.FAILED):
-                return current
             if state.next.kind not in (NextKind.PROPOSE, NextKind.DELEGATE):
                 return current
             changed = await self.step(current.id)
@@ -372,7 +376,10 @@ class Engine:
         except KeyError:
             return await self._fail(parent_id, persona_path, f"no persona at {persona_path}")
         try:
-            deliberations = await persona.deliberate(self._context(state, persona_path))
+            try:
+                deliberations = await persona.deliberate(self._context(state, persona_path))
+            except Exception as exc:
+                raise _as_failure(exc, persona_path) from exc
         except ProposalFailed as exc:
             failed = await self._fail(parent_id, persona_path, exc.reason, retryable=exc.retryable)
             if exc.call is not None:
@@ -412,7 +419,10 @@ class Engine:
 
         ctx = self._context(state, persona_path, on_token)
         try:
-            proposal = await persona.propose(ctx)
+            try:
+                proposal = await persona.propose(ctx)
+            except Exception as exc:
+                raise _as_failure(exc, persona_path) from exc
         except ProposalFailed as exc:
             node.kind = NodeKind.ERROR
             node.status = NodeStatus.FAILED
@@ -444,7 +454,13 @@ class Engine:
         return ctx
 
     async def _fail(
-        self, parent_id: str, persona: str, reason: str, *, retryable: bool = True
+        self,
+        parent_id: str,
+        persona: str,
+        reason: str,
+        *,
+        retryable: bool = True,
+        guard_rail: bool = False,
     ) -> Node:
         node = Node(
             id=new_id(),
@@ -453,7 +469,7 @@ class Engine:
             kind=NodeKind.ERROR,
             status=NodeStatus.FAILED,
             content=reason,
-            data={"retryable": retryable},
+            data={"retryable": retryable, **({"guard_rail": True} if guard_rail else {})},
         )
         return await self._add(node)
 
@@ -468,6 +484,15 @@ class Engine:
         await self.store.update(node)
         if self.observer is not None:
             await self.observer.node_changed(node)
+
+
+def _as_failure(exc: Exception, persona: str) -> ProposalFailed:
+    """Any exception out of a persona becomes a failed node: a bug in one persona must not
+    leave a node pending forever (nothing could retry it) or kill the run's task."""
+    if isinstance(exc, ProposalFailed):
+        return exc
+    log.exception("persona %s raised while proposing", persona)
+    return ProposalFailed(f"internal error in {persona}: {type(exc).__name__}: {exc}")
 
 
 def mark_interrupted(nodes: list[Node]) -> list[Node]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,16 +23,20 @@ from personaweb.personas.dialogue import CharacterLike, dialogue_hierarchy
 from personaweb.personas.heat.chat import USER, GroupMessage, Member, since_last_user_message
 from personaweb.personas.heat.decision import Decision, PolicySettings, ReplyPolicy, rank_speakers
 from personaweb.personas.heat.heuristic import HeatBoard, HeatConfig
+from personaweb.personas.heat.mentions import parse_mentions
 from personaweb.personas.heat.null_action import pass_instruction
 from personaweb.personas.heat.prepass import run_prepass
 from personaweb.personas.heat.rating import RatingResult, apply_rating, run_rating
-from personaweb.personas.heat.turns import TurnOrder, next_speakers
+from personaweb.personas.heat.turns import TurnGuard, TurnOrder, next_speakers
 from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona
 from personaweb.personas.proposal import Deliberation, ProposedResponse
 from personaweb.personas.state import Event, EventKind
 from personaweb.personas.tree import Action
 
 DEFAULT_TURN_CAP = 6
+GROUP_MAX_STEPS = 400
+"""A RunConfig.max_steps that fits a group turn: every message costs a decision per
+character, and every character turn a whole dialogue hierarchy's steps, up to the turn cap."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,9 @@ class RatingBook:
     that have landed, and records on its node which rating it used. Kept in memory: a lost
     rating only means the heat was not nudged."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = 500) -> None:
+        self.keep = keep
+        """How many ratings to remember (oldest dropped first): only recent ones matter."""
         self.results: dict[tuple[str, str], RatingResult] = {}
         self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
 
@@ -77,8 +84,12 @@ class RatingBook:
         async def runner() -> None:
             try:
                 self.results[key] = await coro
+            except Exception as exc:  # a lost rating changes nothing; never an orphan error
+                self.results[key] = RatingResult(None, None, f"{type(exc).__name__}: {exc}")
             finally:
                 self.tasks.pop(key, None)
+                while len(self.results) > self.keep:
+                    self.results.pop(next(iter(self.results)))
 
         self.tasks[key] = asyncio.get_running_loop().create_task(runner())
 
@@ -171,18 +182,15 @@ class GroupDirector(ResponseDrivenPersona):
     # -- deciding ----------------------------------------------------------------------
 
     async def deliberate(self, ctx: ProposeContext) -> list[Deliberation]:
-        if ctx.history and ctx.history[-1].kind is EventKind.DECISION:
-            return []  # already decided after this message (e.g. resumed after a restart)
         heard = self.heard(ctx.history)
-        if not heard.messages:
-            return []
+        if not heard.messages or self.settled(ctx.history, heard) is not None:
+            return []  # decided already (resumed after a restart, or a person reviewed it)
         decisions = await self.decide_all(ctx, heard)
         chosen = self.choose(decisions, heard)
+        shown = [m for m in self.members if m.slug in decisions]
         out = []
-        for member in self.members:
-            decision = decisions.get(member.slug)
-            if decision is None:
-                continue
+        for index, member in enumerate(shown):
+            decision = decisions[member.slug]
             speaks = member.slug == chosen
             verb = (
                 "speaks"
@@ -194,27 +202,50 @@ class GroupDirector(ResponseDrivenPersona):
                 "chosen": speaks,
                 "order": self.settings.order.value,
                 "heard": heard.node_ids[-1],
+                # Written one node at a time: the count tells a complete set from one cut
+                # short by a stopped process (or a branch from a middle decision).
+                "index": index,
+                "of": len(shown),
             }
-            call = None
-            if isinstance(decision, _CalledDecision):
-                call = decision.call
+            call = decision.call if isinstance(decision, _CalledDecision) else None
             out.append(Deliberation(f"{member.name} {verb}: {decision.reason}", data, call))
         return out
+
+    def settled(self, history: Sequence[Event], heard: Heard) -> list[Event] | None:
+        """The complete set of decisions taken on the last message, oldest first, if the path
+        holds one after it (reviews of the director's choice may follow it); else None."""
+        tail = list(history)
+        while tail and tail[-1].kind in (
+            EventKind.REJECTED,
+            EventKind.FEEDBACK,
+            EventKind.SUPERSEDED,
+        ):
+            tail.pop()
+        newest: list[Event] = []
+        while tail and tail[-1].kind is EventKind.DECISION:
+            newest.append(tail.pop())
+        if not newest:
+            return None
+        last = newest[0].data
+        if last.get("heard") != heard.node_ids[-1] or last.get("index") != last.get("of", 0) - 1:
+            return None
+        return list(reversed(newest[: int(last["of"])]))
 
     async def decide_all(self, ctx: ProposeContext, heard: Heard) -> dict[str, Decision]:
         history = heard.messages
         last = history[-1]
-        since_user = since_last_user_message(history)
-        character_turns = sum(1 for m in since_user if not m.from_user)
         listeners = [m for m in self.members if m.slug != last.speaker]
         policy = self.settings.policy
-        if character_turns >= self.settings.turn_cap:
+        guard = TurnGuard(self.settings.turn_cap)
+        if guard.exhausted(history):
+            turns = guard.turns(history)
             reason = (
-                f"turn cap: {character_turns} character messages since the user's last "
+                f"turn cap: {turns} character messages since the user's last "
                 f"message (cap {self.settings.turn_cap})"
             )
+            numbers = {"turns": float(turns), "max_turns": float(self.settings.turn_cap)}
             return {
-                m.slug: Decision(m.slug, False, policy.for_character(m.slug), reason, {})
+                m.slug: Decision(m.slug, False, policy.for_character(m.slug), reason, numbers)
                 for m in listeners
             }
         if self.settings.order is TurnOrder.MANUAL:
@@ -405,25 +436,56 @@ class GroupDirector(ResponseDrivenPersona):
     # -- proposing ---------------------------------------------------------------------
 
     async def propose(self, ctx: ProposeContext) -> ProposedResponse:
-        recent: list[Event] = []
-        for event in reversed(ctx.history):
-            if event.kind is not EventKind.DECISION:
-                break
-            recent.append(event)
-        chosen = next((e for e in recent if e.data.get("chosen")), None)
-        if chosen is None:
-            why = "everyone stays quiet" if recent else "nothing to answer"
-            return ProposedResponse(ctx.persona, Action.PASS, "", data={"reason": why})
-        slug = str(chosen.data["character"])
         heard = self.heard(ctx.history)
+        decided = self.settled(ctx.history, heard) or []
+        reviews = self._reviews_since(ctx.history)
+        rejected = {e.target for e in reviews if e.kind is EventKind.REJECTED and e.target}
+        notes = " ".join(e.text for e in reviews if e.kind is EventKind.FEEDBACK)
+        asked = [m.slug for m in self.members if m.slug in parse_mentions(notes, self.members)]
+        if asked:
+            # "Let Bob answer": a reviewer naming a character overrules the policy.
+            slug = asked[0]
+            return self._delegate(ctx, slug, heard, f"the reviewer asked for {self.name_of(slug)}")
+        if rejected or notes:
+            # A reviewed choice: pick again among the others who wanted to speak.
+            willing = {
+                str(e.data["character"]): Decision.from_dict(e.data)
+                for e in decided
+                if e.data.get("speak") and e.data.get("character") not in rejected
+            }
+            again = self.choose(willing, heard) if willing else None
+            if again is None:
+                why = "nobody else wants to speak"
+                return ProposedResponse(ctx.persona, Action.PASS, "", data={"reason": why})
+            return self._delegate(ctx, again, heard, "chosen again after a review", notes)
+        chosen = next((e for e in decided if e.data.get("chosen")), None)
+        if chosen is None:
+            why = "everyone stays quiet" if decided else "nothing to answer"
+            return ProposedResponse(ctx.persona, Action.PASS, "", data={"reason": why})
+        return self._delegate(ctx, str(chosen.data["character"]), heard, chosen.text)
+
+    def _delegate(
+        self, ctx: ProposeContext, slug: str, heard: Heard, reason: str, note: str = ""
+    ) -> ProposedResponse:
         message = self.message_for(slug, heard)
-        return ProposedResponse(
-            ctx.persona,
-            Action.DELEGATE,
-            message,
-            target=slug,
-            data={"relay": True, "reason": chosen.text},
-        )
+        if note:
+            message += f"\n\n(Reviewer note: {note})"
+        data = {"relay": True, "reason": reason}
+        return ProposedResponse(ctx.persona, Action.DELEGATE, message, target=slug, data=data)
+
+    @staticmethod
+    def _reviews_since(history: Sequence[Event]) -> list[Event]:
+        """Rejections and feedback on the director's proposals after its last decisions."""
+        out: list[Event] = []
+        for event in reversed(history):
+            if (
+                event.kind in (EventKind.REJECTED, EventKind.SUPERSEDED)
+                or event.kind is EventKind.FEEDBACK
+            ):
+                out.append(event)
+            else:
+                break
+        return out
 
     def message_for(self, slug: str, heard: Heard) -> str:
         """What a character is told when its turn comes: what was said since it last spoke."""
@@ -509,10 +571,13 @@ def group_settings_from_dict(data: Mapping[str, Any]) -> GroupSettings:
         order = TurnOrder(data.get("order") or TurnOrder.NATURAL)
     except ValueError as exc:
         raise ValueError(f"group settings: {exc}") from None
-    heat = HeatConfig(
-        half_life_s=float(data.get("half_life_s", HeatConfig.half_life_s)),
-        threshold=float(data.get("threshold", HeatConfig.threshold)),
-    )
+    try:
+        heat = HeatConfig(
+            half_life_s=_number(data, "half_life_s", HeatConfig.half_life_s),
+            threshold=_number(data, "threshold", HeatConfig.threshold),
+        )
+    except ValueError as exc:
+        raise ValueError(f"group settings: {exc}") from None
     profile = data.get("prepass_profile")
     return GroupSettings(
         policy=PolicySettings(default=policy, overrides=overrides),
@@ -523,10 +588,23 @@ def group_settings_from_dict(data: Mapping[str, Any]) -> GroupSettings:
             if isinstance(profile, Mapping)
             else LLMProfile(temperature=0.0, max_tokens=120)
         ),
-        prepass_threshold=float(data.get("prepass_threshold", 0.6)),
-        history_window=int(data.get("history_window", 5)),
-        turn_cap=int(data.get("turn_cap", DEFAULT_TURN_CAP)),
+        prepass_threshold=_number(data, "prepass_threshold", 0.6),
+        history_window=int(_number(data, "history_window", 5, minimum=1)),
+        turn_cap=int(_number(data, "turn_cap", DEFAULT_TURN_CAP, minimum=1)),
     )
+
+
+def _number(data: Mapping[str, Any], key: str, default: float, *, minimum: float = 0.0) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"group settings: {key} must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"group settings: {key} must be a number, not {value!r}") from None
+    if not math.isfinite(number) or number < minimum:
+        raise ValueError(f"group settings: {key} must be a finite number ≥ {minimum:g}")
+    return number
 
 
 def group_settings_to_dict(settings: GroupSettings) -> dict[str, Any]:

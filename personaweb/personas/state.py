@@ -204,9 +204,8 @@ def _apply(state: PathState, node: Node, following: Node | None, root: str) -> N
         return
 
     if node.kind is NodeKind.ERROR:
-        if following is not None:
-            # A failure in the middle of a path ended that run; a later user message goes on.
-            state.stack = []
+        # Only a user message can follow a failure (a retry is a sibling), and it resets the
+        # stack itself.
         return
 
     if node.kind is NodeKind.DECISION:

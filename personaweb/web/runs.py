@@ -38,7 +38,12 @@ from personaweb.personas import (
     build_hierarchy,
 )
 from personaweb.personas.dialogue import character_from_mapping
-from personaweb.personas.group import RatingBook, group_hierarchy, group_settings_from_dict
+from personaweb.personas.group import (
+    GROUP_MAX_STEPS,
+    RatingBook,
+    group_hierarchy,
+    group_settings_from_dict,
+)
 from personaweb.personas.state import NextKind
 from personaweb.personas.tree import UNFINISHED
 from personaweb.web.models import Character, ChatSession, NodeRow, Run, RunStatus
@@ -106,10 +111,6 @@ def group_for(session: ChatSession, profiles: dict[str, LLMProfile]) -> Response
         if persona.path in profiles:
             persona.profile = profiles[persona.path]
     return root
-
-
-GROUP_MAX_STEPS = 400
-"""A group turn is many nodes (a decision per character per message, three levels each)."""
 
 
 def run_config_for(session: ChatSession) -> RunConfig:

@@ -392,3 +392,35 @@ async def test_oversized_input_is_refused_and_nothing_is_written() -> None:
     with pytest.raises(ActionRefused, match="too long"):
         await engine.send("x" * (MAX_INPUT_CHARS + 1))
     assert store.all() == []
+
+
+async def test_a_guard_rail_failure_offers_no_retry() -> None:
+    from personaweb.personas import allowed_actions
+
+    model = ScriptedChatModel()
+    model.enqueue(decide("delegate", "c2", "x"), decide("delegate", "c3", "x"))
+    engine = Engine(deep_chain(3), MemoryStore(), model, RunConfig(max_depth=2))
+    leaf = await engine.run_autonomous("go")
+    assert allowed_actions(leaf, has_children=False) == frozenset()
+    with pytest.raises(ActionRefused):
+        await engine.retry(leaf.id)
+
+
+async def test_a_persona_bug_becomes_a_failed_node_not_a_stuck_run() -> None:
+    from personaweb.personas import Mode
+
+    # A person redirects the coder's first delegation to the tester: the loop then has no work
+    # to return. That must not crash the run or leave a node pending.
+    model = ScriptedChatModel()
+    model.enqueue(decide("delegate", "coder", "Write add"), "APPROVED")
+    engine = Engine(code_hierarchy(), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    leaf = await engine.advance((await engine.send("Write add")).id)
+    coder = await engine.process_proposed_response(leaf.id)  # lead -> coder, coder proposes
+    assert coder is not None and coder.persona == "lead/coder"
+    edited = await engine.edit(coder.id, "Check this", target="tester")
+    engine.config = RunConfig(mode=Mode.AUTONOMOUS)
+    end = await engine.advance(edited.id)
+    path = await engine.store.path(end.id)
+    assert not [n for n in path if n.status in (NodeStatus.PENDING, NodeStatus.STREAMING)]
+    coder_reply = next(n for n in path if n.persona == "lead/coder" and n.action is Action.REPLY)
+    assert coder_reply.content == "APPROVED"

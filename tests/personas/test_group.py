@@ -274,3 +274,43 @@ async def test_natural_order_lets_the_talkative_go_first() -> None:
     state = await engine.state(leaf.id)
     spoken = [t.speaker for t in state.transcript if t.speaker != "user" and t.text]
     assert spoken == ["director/bob"]
+
+
+async def test_a_reviewer_can_reject_or_redirect_the_directors_choice() -> None:
+    from personaweb.personas import Mode
+
+    model = ScriptedChatModel()
+    model.default = by_speaker({"Ann Archer": "Ann here.", "Bob Baker": "Bob here."})
+    root = group_hierarchy([("ann", ANN), ("bob", BOB)], GroupSettings(turn_cap=1))
+    engine = Engine(root, MemoryStore(), model, RunConfig(mode=Mode.REVIEW), clock=ticking())
+    first = await engine.advance((await engine.send("Ann and Bob, hello!")).id)
+    assert first.persona == "director" and first.action is Action.DELEGATE
+    picked = first.target
+    other = "bob" if picked == "ann" else "ann"
+
+    # Rejected: the other willing character is chosen, without deciding all over again.
+    await engine.reject(first.id)
+    second = await engine.advance(first.id)
+    assert second.target == other
+    decisions = [n for n in await engine.store.path(second.id) if n.kind is NodeKind.DECISION]
+    assert len(decisions) == 2
+
+    # Feedback naming a character redirects the turn to them.
+    third = await engine.advance((await engine.feedback(second.id, f"let {picked} answer")).id)
+    assert third.target == picked and "asked for" in third.data["reason"]
+
+
+async def test_a_partial_set_of_decisions_is_decided_again_not_trusted() -> None:
+    model = ScriptedChatModel()
+    model.default = by_speaker({"Bob Baker": "Yes?"})
+    engine = engine_for(GroupSettings(turn_cap=1), model)
+    leaf = await engine.run_autonomous("Bob, are you there?")
+    path = await engine.store.path(leaf.id)
+    first_decision = next(n for n in path if n.kind is NodeKind.DECISION)
+    assert first_decision.data["index"] == 0 and first_decision.data["of"] == 3
+
+    # As if the process had died after writing the first of the decisions.
+    branch = await engine.advance(first_decision.id)
+    replay = await engine.store.path(branch.id)
+    spoke = [n.target for n in replay if n.persona == "director" and n.action is Action.DELEGATE]
+    assert spoke == ["bob"]

@@ -31,7 +31,8 @@ class TurnOrder(StrEnum):
     LIST = "list"
     """Every character, in member-list order."""
     POOLED = "pooled"
-    """One character at random among those who have not spoken since the user's last message."""
+    """Only those who have not spoken since the user's last message (next_speakers draws one
+    at random; the group director takes the hottest of them who wants to speak)."""
     MANUAL = "manual"
     """Only the character the user picks."""
 
