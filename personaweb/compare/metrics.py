@@ -122,10 +122,9 @@ class Column:
 
 def active_path(session_id: int, active_node: str) -> list[Node]:
     """The nodes root -> newest leaf of the session's active branch, with calls and data."""
-    tree = load_tree(session_id)
-    if not len(tree):
+    leaf = load_tree(session_id).active_leaf(active_node)
+    if not leaf:
         return []
-    leaf = tree.newest_leaf_below(active_node) if active_node in tree.by_id else tree.latest_leaf()
     return [to_node(row) for row in path_rows(session_id, leaf, with_call=True)]
 
 

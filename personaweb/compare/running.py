@@ -66,12 +66,7 @@ async def play_script(
 
 def _leaf(session: ChatSession) -> str | None:
     """Where the session's conversation stands: the newest leaf of its active branch."""
-    tree = load_tree(session)
-    if not len(tree):
-        return None
-    if session.active_node in tree.by_id:
-        return tree.newest_leaf_below(session.active_node)
-    return tree.latest_leaf()
+    return load_tree(session).active_leaf(session.active_node) or None
 
 
 async def _start_one(contender: Contender, script: list[str], *, retries: int) -> None:

@@ -302,28 +302,45 @@ class Engine:
 
         With feedback on a proposal: the feedback becomes a new child of it. Without: a proposal
         is proposed afresh (a sibling of it); any other node gets a freshly proposed child."""
+        anchor = await self.check_branch(node_id, feedback)
+        if anchor is None:
+            return await self.feedback(node_id, feedback or "")
+        state = await self.state(anchor)
+        return await self._propose(state, state.next.persona, anchor)
+
+    async def check_branch(self, node_id: str, feedback: str | None = None) -> str | None:
+        """Refuse (ActionRefused) a branch that cannot happen, before any model is called.
+        Returns the node to propose from, or None when the branch is feedback."""
         node = await self._checked(node_id, "branch")
         if feedback and feedback.strip():
             if node.kind not in PROPOSAL_KINDS:
                 raise ActionRefused("feedback goes to a proposal; pick one of the persona's nodes")
-            return await self.feedback(node_id, feedback)
+            return None
         anchor = node.parent_id if node.kind in PROPOSAL_KINDS else node.id
         if anchor is None:
             raise ActionRefused("nothing to replay before the first message")
         state = await self.state(anchor)
         if state.next.kind is not NextKind.PROPOSE:
             raise ActionRefused(f"cannot replay here: the next step is {state.next.kind.value}")
-        return await self._propose(state, state.next.persona, anchor)
+        return anchor
 
     async def retry(self, node_id: str) -> Node:
         """Try a failed or interrupted step again, as a sibling of it."""
-        node = await self._checked(node_id, "retry")
-        if node.parent_id is None:
-            raise ActionRefused("nothing to retry before the first message")
-        created = await self.step(node.parent_id)
+        parent = await self.check_retry(node_id)
+        created = await self.step(parent)
         if created is None:
             raise ActionRefused("nothing to retry: the step before it needs no new node")
         return created
+
+    async def check_retry(self, node_id: str) -> str:
+        """Refuse a retry that cannot happen; returns the node the retry steps from."""
+        node = await self._checked(node_id, "retry")
+        if node.parent_id is None:
+            raise ActionRefused("nothing to retry before the first message")
+        state = await self.state(node.parent_id)
+        if state.next.kind not in (NextKind.PROPOSE, NextKind.DELEGATE):
+            raise ActionRefused(f"nothing to retry: the next step is {state.next.kind.value}")
+        return node.parent_id
 
     async def process_proposed_response(self, node_id: str) -> Node | None:
         """Apply a proposal and take the run to its next proposal (or its end).

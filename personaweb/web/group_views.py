@@ -24,7 +24,7 @@ from personaweb.web import runs
 from personaweb.web.group_forms import ORDER_CHOICES, POLICY_CHOICES, GroupChatForm
 from personaweb.web.models import ChatSession, Hierarchy, Mode
 from personaweb.web.panes import Panes, build_panes
-from personaweb.web.store import load_tree
+from personaweb.web.store import load_tree, path_rows, to_node
 from personaweb.web.views import AuthedRequest, aowned_session, ensure_characters, refuse
 
 # --- a new group chat ---------------------------------------------------------------------------
@@ -65,13 +65,12 @@ class UserLine:
 
 def user_lines(session: ChatSession) -> list[UserLine]:
     """The user's messages on the session's active branch, oldest first."""
-    tree = load_tree(session)
-    leaf = session.active_node if session.active_node in tree.by_id else tree.latest_leaf()
+    leaf = load_tree(session).active_leaf(session.active_node)
     if not leaf:
         return []
-    leaf = tree.newest_leaf_below(leaf)
     out = []
-    for node in tree.path(leaf):
+    # The path with its data: a user's pick of speaker (manual order) lives there.
+    for node in (to_node(row) for row in path_rows(session.pk, leaf)):
         if node.kind is NodeKind.INBOUND and node.sender == "user" and "/" not in node.persona:
             speaker = node.data.get("speaker")
             out.append(UserLine(node.content, {"speaker": speaker} if speaker else {}))

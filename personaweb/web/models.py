@@ -195,6 +195,15 @@ class Run(models.Model):
     class Meta:
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["status"], name="run_status")]
+        constraints = [
+            # One run at a time per session, across every process sharing the database: two
+            # clicks (or two tabs, or two servers) cannot both start one.
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=models.Q(status="running"),
+                name="one_running_run_per_session",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.status})"

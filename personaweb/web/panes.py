@@ -231,11 +231,7 @@ def attach_data(session_id: int, nodes: list[Node]) -> None:
 def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = TREE_WINDOW):
     """All panes from one loaded tree (no further queries)."""
     persona_root = hierarchy_for(session)
-    leaf_id = session.active_node if session.active_node in tree.by_id else tree.latest_leaf()
-    if leaf_id:
-        # The active node is a leaf unless a run added children since (the page may be
-        # rendering mid-run): follow them, so they show as the path and not as a branch.
-        leaf_id = tree.newest_leaf_below(leaf_id)
+    leaf_id = tree.active_leaf(session.active_node)
     path = tree.path(leaf_id) if leaf_id else []
     if session.hierarchy == "group" and path:
         # A group chat reads node data (relays, decisions) and calls (policy costs) off its

@@ -21,7 +21,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -244,12 +244,35 @@ def is_running(session_id: int) -> bool:
     return session_id in _claimed or (task is not None and not task.done())
 
 
-def _busy_elsewhere(session_id: int) -> bool:
-    return (
-        Run.objects.filter(session_id=session_id, status=RunStatus.RUNNING)
-        .exclude(worker=WORKER_ID)
-        .exists()
-    )
+def _claim(session: ChatSession, trigger: str) -> Run:
+    """The session's run row, created as `running`: the database's unique constraint makes
+    this the one claim that counts, whatever process or request gets here first."""
+    _reclaim_stale(session.pk)
+    try:
+        with transaction.atomic():
+            return Run.objects.create(
+                session=session, trigger=trigger, worker=WORKER_ID, heartbeat_at=timezone.now()
+            )
+    except IntegrityError:
+        raise RunBusy(BUSY) from None
+
+
+def _reclaim_stale(session_id: int) -> None:
+    """With several processes, a run whose heartbeat stopped belongs to a dead process: mark
+    it and its unfinished nodes interrupted, so the session can be resumed."""
+    if not settings.RUN_STALE_AFTER:
+        return  # one process: runs of other workers were recovered at start-up
+    cutoff = timezone.now() - timedelta(seconds=settings.RUN_STALE_AFTER)
+    with transaction.atomic():
+        dead = Run.objects.filter(
+            session_id=session_id, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff
+        ).exclude(worker=WORKER_ID)
+        if dead.update(status=RunStatus.INTERRUPTED, finished_at=timezone.now(), error=STALE):
+            _interrupt_session(session_id)
+
+
+BUSY = "a run is in progress on this session; wait for it or stop it"
+STALE = "the process stopped"
 
 
 async def start(
@@ -262,22 +285,24 @@ async def start(
     """Start a run on the session: `first` (a quick engine action such as approve or send) runs
     now, so its refusal (ActionRefused) reaches the caller; `job` then runs as a task. Raises
     RunBusy when the session already has a run, here or in another process."""
-    await sync_to_async(ensure_recovered)()
-    if is_running(session.pk) or await sync_to_async(_busy_elsewhere)(session.pk):
-        raise RunBusy("a run is in progress on this session; wait for it or stop it")
+    if is_running(session.pk):
+        raise RunBusy(BUSY)
+    # Claimed before the first await: a second request in this process sees it at once.
     _claimed.add(session.pk)
     try:
-        observer = await Broadcaster.for_session(session.pk)
-        # Building the hierarchy may read the database (a group's member characters).
-        engine = await sync_to_async(engine_for)(session, observer)
-        node = await first(engine) if first is not None else None
-        run = await sync_to_async(Run.objects.create)(
-            session=session,
-            start_node=node.id if node is not None else "",
-            trigger=trigger,
-            worker=WORKER_ID,
-            heartbeat_at=timezone.now(),
-        )
+        await sync_to_async(ensure_recovered)()
+        run = await sync_to_async(_claim)(session, trigger)
+        try:
+            observer = await Broadcaster.for_session(session.pk)
+            # Building the hierarchy may read the database (a group's member characters).
+            engine = await sync_to_async(engine_for)(session, observer)
+            node = await first(engine) if first is not None else None
+        except BaseException as exc:
+            await sync_to_async(_finish)(run.pk, RunStatus.STOPPED, str(exc), "")
+            raise
+        if node is not None:
+            run.start_node = node.id
+            await sync_to_async(Run.objects.filter(pk=run.pk).update)(start_node=node.id)
         task = asyncio.create_task(_execute(run, engine, observer, job, node), name=f"run-{run.pk}")
         _tasks[session.pk] = task
     finally:
@@ -380,7 +405,7 @@ def recover(now=None) -> int:
         if settings.RUN_STALE_AFTER:
             dead = dead.filter(heartbeat_at__lt=now - timedelta(seconds=settings.RUN_STALE_AFTER))
         dead_sessions = set(dead.values_list("session_id", flat=True))
-        dead.update(status=RunStatus.INTERRUPTED, finished_at=now, error="the process stopped")
+        dead.update(status=RunStatus.INTERRUPTED, finished_at=now, error=STALE)
         busy = set(
             Run.objects.filter(status=RunStatus.RUNNING).values_list("session_id", flat=True)
         )
@@ -395,8 +420,8 @@ def ensure_recovered() -> None:
     global _recovered
     if _recovered:
         return
-    _recovered = True
     count = recover()
+    _recovered = True  # only once it worked: a locked database is tried again next time
     if count:
         log.info("marked %d unfinished node(s) from a stopped process as interrupted", count)
 

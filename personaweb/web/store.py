@@ -125,6 +125,14 @@ class Tree:
             current = kids[-1].id
         return current
 
+    def active_leaf(self, active_node: str) -> str:
+        """The leaf a session shows: its active node followed down to the newest leaf below it
+        (a run may have added children since it was set), else the newest leaf of all ('' for
+        an empty tree). The one rule every page and run uses."""
+        if active_node in self.by_id:
+            return self.newest_leaf_below(active_node)
+        return self.latest_leaf()
+
     def latest_leaf(self) -> str:
         """The newest leaf of the whole tree ('' for an empty tree)."""
         for node in reversed(self.nodes):

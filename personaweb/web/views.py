@@ -165,6 +165,8 @@ def session_new(request: AuthedRequest) -> HttpResponse:
         return refuse(f"unknown mode {mode!r}", 400)
     character = None
     if request.POST.get("character"):
+        if not request.POST["character"].isdigit():
+            return refuse("unknown character", 400)
         character = get_object_or_404(Character, pk=request.POST["character"], owner=request.user)
     if hierarchy == Hierarchy.DIALOGUE and character is None:
         return refuse("a dialogue session needs a character", 400)
@@ -238,7 +240,7 @@ def select(request: AuthedRequest, pk: int, node_id: str) -> HttpResponse:
     tree = load_tree(session)
     if node_id not in tree.by_id:
         raise Http404("no such node")
-    active = session.active_node if session.active_node in tree.by_id else tree.latest_leaf()
+    active = tree.active_leaf(session.active_node)
     on_path = any(n.id == node_id for n in tree.path(active))
     html = fragments.inspector_html(session, node_id)
     if not on_path:
@@ -312,13 +314,8 @@ def delete(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 async def _leaf_for_send(session: ChatSession) -> str | None:
-    if (
-        session.active_node
-        and await NodeRow.objects.filter(session=session, pk=session.active_node).aexists()
-    ):
-        return session.active_node
     tree = await sync_to_async(load_tree)(session)
-    return tree.latest_leaf() or None
+    return tree.active_leaf(session.active_node) or None
 
 
 @require_POST
@@ -379,7 +376,14 @@ async def node_action(request: AuthedRequest, pk: int, node_id: str, action: str
     if action in firsts:
         return await _start(session, action, firsts[action], advance)
 
-    # branch and retry call the model at once: all of it happens in the run.
+    # branch and retry call the model at once, so that happens in the run; what would refuse
+    # them is checked first, so the refusal reaches this response and not only a flash.
+    async def check(engine: Engine) -> None:
+        if action == "branch":
+            await engine.check_branch(node_id, text or None)
+        else:
+            await engine.check_retry(node_id)
+
     async def replay(engine: Engine, _none: None) -> Node:
         if action == "branch":
             new = await engine.branch(node_id, text or None)
@@ -387,7 +391,7 @@ async def node_action(request: AuthedRequest, pk: int, node_id: str, action: str
             new = await engine.retry(node_id)
         return await engine.advance(new.id)
 
-    return await _start(session, action, None, replay)
+    return await _start(session, action, check, replay)
 
 
 async def _start(session: ChatSession, trigger: str, first, job) -> HttpResponse:

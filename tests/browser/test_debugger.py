@@ -125,8 +125,12 @@ def test_review_approve_reject_feedback_branch_and_switch(page, live_server_proc
     for _ in range(4):  # responder, orchestrator -> rewriter, rewriter, orchestrator reply
         inspector_shows(page, "· proposal")
         expect(page.locator("#inspector button.approve")).to_be_enabled()
+        approved = page.locator("#inspector").get_attribute("data-node")
         page.locator("#inspector button.approve").click()
-        page.wait_for_timeout(300)
+        # Wait until the node shows as approved: its approve button is then disabled, so the
+        # next round's "enabled" waits for the next proposal, not this one.
+        glyph = page.locator(f"#n-{approved} .glyph").first
+        expect(glyph).to_have_class(re.compile("st-approved"))
     transcript = page.locator("#transcript")
     expect(transcript).to_contain_text("[styled] Take 3, as you asked (be colder)")
     # An applied proposal cannot be approved again: the button is disabled...

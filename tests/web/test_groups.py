@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from personaweb.personas import NodeKind
 from personaweb.personas.group_metrics import policy_costs
-from personaweb.web import runs
+from personaweb.web import group_views, runs
 from personaweb.web.models import ChatSession, NodeRow
 from personaweb.web.store import OrmStore
 
@@ -277,6 +277,10 @@ async def test_manual_order_sends_the_picked_speaker(async_client, alice, make_c
     assert rows[0].data == {"speaker": "cara"}
     said = [r.persona for r in rows if r.persona.count("/") == 1 and r.action == "reply"]
     assert said == ["director/cara"]
+
+    # A replay keeps the pick: the speaker travels with the user's line.
+    lines = await sync_to_async(group_views.user_lines)(session)
+    assert [(line.text, line.data) for line in lines] == [("Anyone there?", {"speaker": "cara"})]
 
 
 # --- replay under another policy --------------------------------------------------------------

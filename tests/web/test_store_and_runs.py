@@ -177,6 +177,55 @@ async def test_one_run_at_a_time_per_session(alice, make_session):
     await runs.wait(session.pk)
 
 
+async def test_simultaneous_starts_give_one_run(alice, make_session):
+    # Two clicks at once (or two tabs): both requests arrive before either run exists.
+    session = await sync_to_async(make_session)(alice)
+
+    async def job(engine, first):
+        return await engine.store.add(node("b", None))
+
+    results = await asyncio.gather(
+        *(runs.start(session, "test", job) for _ in range(4)), return_exceptions=True
+    )
+    started = [r for r in results if not isinstance(r, BaseException)]
+    assert len(started) == 1
+    assert all(isinstance(r, runs.RunBusy) for r in results if isinstance(r, BaseException))
+    await runs.wait(session.pk)
+
+
+def test_a_second_running_row_for_a_session_is_refused_by_the_database(alice, make_session):
+    # The guard that also holds across processes sharing the database.
+    from django.db import IntegrityError, transaction
+
+    session = make_session(alice)
+    Run.objects.create(session=session, worker="a")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Run.objects.create(session=session, worker="b")
+
+
+async def test_a_run_whose_process_died_is_reclaimed_after_its_heartbeat_goes_stale(
+    alice, make_session, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.RUN_STALE_AFTER = 60
+    session = await sync_to_async(make_session)(alice)
+    old = timezone.now() - timedelta(minutes=10)
+    await sync_to_async(Run.objects.create)(session=session, worker="dead:1", heartbeat_at=old)
+
+    async def job(engine, first):
+        return await engine.store.add(node("c", None))
+
+    await runs.start(session, "test", job)  # not RunBusy: the dead run was reclaimed
+    await runs.wait(session.pk)
+    statuses = await sync_to_async(list)(
+        Run.objects.filter(session=session).order_by("pk").values_list("status", flat=True)
+    )
+    assert statuses[0] == "interrupted"
+
+
 def test_ensure_local_user_creates_one_account_and_a_private_file(tmp_path, settings, capsys):
     from django.contrib.auth.models import User
 

@@ -116,6 +116,13 @@ def test_it_refuses_a_temperature_out_of_range(client, alice):
     assert not ChatSession.objects.exists()
 
 
+def test_it_refuses_a_malformed_character_id_without_a_server_error(client, alice):
+    client.force_login(alice)
+    response = client.post(reverse("session_new"), {"hierarchy": "dialogue", "character": "abc"})
+    assert response.status_code == 400
+    assert not ChatSession.objects.exists()
+
+
 def test_it_rejects_a_foreign_session(client, alice, bob, make_session):
     session = make_session(alice)
     nodes = chain(session, 2)
