@@ -97,10 +97,6 @@ class ConsoleChat:
         self.meta = meta or {}
         self.leaf: str | None = None
 
-    @property
-    def reviewing(self) -> bool:
-        return self.engine.config.mode is not Mode.AUTONOMOUS
-
     def say(self, line: str) -> None:
         self.write(line + "\n")
 

@@ -198,6 +198,8 @@ class MemoryStore:
         path: list[Node] = []
         current: str | None = node_id
         while current is not None:
+            if len(path) > len(self.nodes):
+                raise ValueError(f"the parents of node {node_id} form a cycle")
             node = await self.get(current)
             path.append(node)
             current = node.parent_id
@@ -239,8 +241,30 @@ def import_tree(text: str) -> tuple[list[Node], dict[str, Any]]:
         nodes = [Node.from_dict(item) for item in doc.get("nodes", [])]
     except (KeyError, ValueError, TypeError) as exc:
         raise TreeFormatError(f"bad node: {exc}") from None
-    ids = {n.id for n in nodes}
+    meta = doc.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise TreeFormatError("meta must be a JSON object")
+    parents: dict[str, str | None] = {}
     for n in nodes:
-        if n.parent_id is not None and n.parent_id not in ids:
+        if n.id in parents:
+            raise TreeFormatError(f"node {n.id} appears twice")
+        parents[n.id] = n.parent_id
+    for n in nodes:
+        if n.parent_id is not None and n.parent_id not in parents:
             raise TreeFormatError(f"node {n.id} has unknown parent {n.parent_id}")
-    return nodes, dict(doc.get("meta") or {})
+    _check_acyclic(parents)
+    return nodes, dict(meta)
+
+
+def _check_acyclic(parents: dict[str, str | None]) -> None:
+    """A tree file is untrusted input: a parent cycle would make every path walk loop forever."""
+    done: set[str] = set()
+    for start in parents:
+        seen: set[str] = set()
+        current: str | None = start
+        while current is not None and current not in done:
+            if current in seen:
+                raise TreeFormatError(f"the parents of node {start} form a cycle")
+            seen.add(current)
+            current = parents[current]
+        done |= seen

@@ -424,3 +424,22 @@ async def test_a_persona_bug_becomes_a_failed_node_not_a_stuck_run() -> None:
     assert not [n for n in path if n.status in (NodeStatus.PENDING, NodeStatus.STREAMING)]
     coder_reply = next(n for n in path if n.persona == "lead/coder" and n.action is Action.REPLY)
     assert coder_reply.content == "APPROVED"
+
+
+@pytest.mark.parametrize(
+    ("nodes", "error"),
+    [
+        ([("a", "b"), ("b", "a")], "cycle"),
+        ([("a", None), ("a", None)], "twice"),
+        ([("a", "ghost")], "unknown parent"),
+    ],
+)
+def test_a_tampered_tree_file_is_refused(nodes: list[tuple[str, str | None]], error: str) -> None:
+    from personaweb.personas.tree import TreeFormatError
+
+    doc = {
+        "format": "personaweb.tree/1",
+        "nodes": [{"id": i, "parent_id": p, "persona": "x", "kind": "inbound"} for i, p in nodes],
+    }
+    with pytest.raises(TreeFormatError, match=error):
+        import_tree(json.dumps(doc))

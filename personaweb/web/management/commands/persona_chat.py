@@ -18,6 +18,7 @@ from personaweb.llm.config import endpoint_from_env
 from personaweb.personas import (
     HIERARCHIES,
     STRATEGIES,
+    ActionRefused,
     Engine,
     MemoryStore,
     Mode,
@@ -101,10 +102,13 @@ class Command(BaseCommand):
                 f"{root.display_name} ({meta['hierarchy']}, {mode.value} mode, "
                 f"model {config.default_model} at {config.base_url or 'OpenAI'})"
             )
-            if opts["replay"]:
-                feedback = opts["feedback"]
-                if feedback is None:
-                    feedback = input("feedback for that step (empty: just re-propose)> ")
-                asyncio.run(chat.replay(opts["from_step"], feedback))
-            else:
-                asyncio.run(chat.chat())
+            try:
+                if opts["replay"]:
+                    feedback = opts["feedback"]
+                    if feedback is None:
+                        feedback = input("feedback for that step (empty: just re-propose)> ")
+                    asyncio.run(chat.replay(opts["from_step"], feedback))
+                else:
+                    asyncio.run(chat.chat())
+            except (ValueError, ActionRefused, EOFError) as exc:
+                raise CommandError(str(exc) or type(exc).__name__) from None
