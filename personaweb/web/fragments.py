@@ -57,7 +57,19 @@ def inspector_context(session: ChatSession, node_id: str):
         return None
     node, has_children = loaded
     notes = list(Annotation.objects.filter(node_id=node_id).select_related("author"))
-    return inspector(node, has_children, notes)
+    return inspector(node, has_children, notes, edit_targets(session, node))
+
+
+def edit_targets(session: ChatSession, node: Node) -> tuple[str, ...]:
+    """The children a delegating persona's proposal could be sent to instead (for the edit
+    form); nothing for personas without children."""
+    if not node.is_proposal:
+        return ()
+    try:
+        persona = runs.hierarchy_for(session).find(node.persona)
+    except (KeyError, ValueError):
+        return ()
+    return tuple(persona.children)
 
 
 def inspector_html(session: ChatSession, node_id: str | None, **flags) -> str:
@@ -115,7 +127,7 @@ def node_changed(session: ChatSession, node_id: str, created: bool) -> str:
             html = render("insert", ctx) + side_panes(session, group=group)
         else:
             html = render("row", {**ctx, "oob": True}) + side_panes(session, group=group)
-    ins = inspector(node, has_children, _notes(node.id))
+    ins = inspector(node, has_children, _notes(node.id), edit_targets(session, node))
     html += render("inspector", {"ins": ins, "base": base, "oob": True, "live": True})
     return html
 

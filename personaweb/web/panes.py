@@ -275,6 +275,8 @@ class Inspector:
     annotations: list
     depth: int
     speaker: str
+    targets: tuple[str, ...] = ()
+    """Children of the proposing persona: where an edit may send the proposal instead."""
 
     @property
     def is_llm(self) -> bool:
@@ -288,7 +290,9 @@ class Inspector:
         return call.prompt_tokens + call.completion_tokens
 
 
-def inspector(node: Node, has_children: bool, annotations: list) -> Inspector:
+def inspector(
+    node: Node, has_children: bool, annotations: list, targets: tuple[str, ...] = ()
+) -> Inspector:
     allowed = allowed_actions(node, has_children)
     speaker = node.sender if node.kind is NodeKind.INBOUND else node.persona
     return Inspector(
@@ -298,4 +302,5 @@ def inspector(node: Node, has_children: bool, annotations: list) -> Inspector:
         annotations=annotations,
         depth=depth_of(node),
         speaker=speaker,
+        targets=targets,
     )

@@ -19,7 +19,14 @@ from django_htmx.middleware import HtmxDetails
 
 from personaweb.characters.sheet import CharacterError, load_bundled
 from personaweb.llm.types import LLMProfile
-from personaweb.personas import ActionRefused, Engine, Node, build_hierarchy, export_tree
+from personaweb.personas import (
+    Action,
+    ActionRefused,
+    Engine,
+    Node,
+    build_hierarchy,
+    export_tree,
+)
 from personaweb.personas.engine import allowed_actions
 from personaweb.web import fragments, groups, runs
 from personaweb.web.models import (
@@ -363,6 +370,15 @@ async def node_action(request: AuthedRequest, pk: int, node_id: str, action: str
         return refuse("feedback is empty", 400)
     if action == "edit" and not content.strip() and node.action != "pass":
         return refuse("the edited content is empty", 400)
+    # An edit may also re-route a delegating persona's proposal: "delegate:<child>" or "reply".
+    route: tuple[Action | None, str | None] = (None, None)
+    chosen = request.POST.get("route", "")
+    if chosen == "reply":
+        route = (Action.REPLY, None)
+    elif chosen.startswith("delegate:"):
+        route = (Action.DELEGATE, chosen.partition(":")[2])
+    elif chosen:
+        return refuse(f"unknown route {chosen!r}", 400)
 
     async def advance(engine: Engine, leaf: Node) -> Node:
         return await engine.advance(leaf.id)
@@ -371,7 +387,7 @@ async def node_action(request: AuthedRequest, pk: int, node_id: str, action: str
         "approve": lambda e: e.approve(node_id),
         "reject": lambda e: e.reject(node_id),
         "feedback": lambda e: e.feedback(node_id, text),
-        "edit": lambda e: e.edit(node_id, content),
+        "edit": lambda e: e.edit(node_id, content, *route),
     }
     if action in firsts:
         return await _start(session, action, firsts[action], advance)

@@ -430,3 +430,38 @@ async def test_the_linear_strategy_shows_its_alignment_score_on_the_reply(
     assert rows[-1].persona == "pipeline" and rows[-1].data["alignment"] == 0.8
     page = (await async_client.get(session.get_absolute_url())).content.decode()
     assert "align 0.80" in page
+
+
+async def test_an_edit_can_send_a_delegation_to_another_child(
+    async_client, alice, make_session, llm_server
+):
+    session = await sync_to_async(make_session)(alice, mode="review")
+    await sync_to_async(async_client.force_login)(alice)
+    base = session.get_absolute_url()
+    await async_client.post(f"{base}send/", {"text": "Hello"})
+    await runs.wait(session.pk)
+    proposal = (await nodes_of(session))[-1]
+    assert (proposal.action, proposal.target) == ("delegate", "responder")
+    html = (await async_client.get(f"{base}inspect/{proposal.id}/")).content.decode()
+    assert 'value="delegate:style_rewriter"' in html and 'value="reply"' in html
+
+    response = await async_client.post(
+        f"{base}n/{proposal.id}/edit/",
+        {"content": "Rewrite: hello there", "route": "delegate:style_rewriter"},
+    )
+    assert response.status_code == 204
+    await runs.wait(session.pk)
+    rows = await nodes_of(session)
+    edit = next(r for r in rows if r.kind == "edit")
+    assert (edit.action, edit.target, edit.status) == ("delegate", "style_rewriter", "approved")
+    inbound = next(r for r in rows if r.parent_id == edit.id)
+    assert inbound.persona == "orchestrator/style_rewriter"
+    assert inbound.content == "Rewrite: hello there"
+    # A route to a child that does not exist is refused, and nothing is written.
+    later = (await nodes_of(session))[-1]
+    assert (later.persona, later.status) == ("orchestrator/style_rewriter", "proposed")
+    count = len(rows)
+    bad = await async_client.post(
+        f"{base}n/{later.id}/edit/", {"content": "x", "route": "delegate:ghost"}
+    )
+    assert bad.status_code == 409 and len(await nodes_of(session)) == count
