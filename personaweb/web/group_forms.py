@@ -89,6 +89,10 @@ class GroupChatForm(forms.Form):
                     "checked": key in chosen,
                     "position": self.data.get(f"position:{key}", i) if self.is_bound else i,
                     "policy": self.data.get(f"policy:{key}", "") if self.is_bound else "",
+                    "model": self.data.get(f"model:{key}", "") if self.is_bound else "",
+                    "temperature": (
+                        self.data.get(f"temperature:{key}", "") if self.is_bound else ""
+                    ),
                 }
             )
         return out
@@ -121,7 +125,61 @@ class GroupChatForm(forms.Form):
             elif value and value != cleaned.get("policy"):
                 overrides[character.slug] = value
         cleaned["overrides"] = overrides
+        cleaned["voices"] = self._voices(cleaned.get("members") or [])
         return cleaned
+
+    def _voices(self, members: list[Character]) -> dict[str, tuple[str, float | None]]:
+        """Per member slug: the model and temperature its own personas use (blank: defaults)."""
+        voices: dict[str, tuple[str, float | None]] = {}
+        for character in members:
+            model = str(self.data.get(f"model:{character.pk}", "") or "").strip()[:200]
+            raw = str(self.data.get(f"temperature:{character.pk}", "") or "").strip()
+            temperature: float | None = None
+            if raw:
+                try:
+                    temperature = float(raw)
+                except ValueError:
+                    temperature = -1.0
+                if not 0.0 <= temperature <= 2.0:
+                    self.add_error(
+                        None, f"The temperature of {character.name} must be between 0 and 2."
+                    )
+                    continue
+            if model or temperature is not None:
+                voices[character.slug] = (model, temperature)
+        return voices
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        """ChatSession.profiles for the members' personas (`director/<slug>/...`): the chosen
+        model for all of them; the temperature for those that speak (an orchestrator's or an
+        alignment check's low temperature is kept, as it steers rather than speaks)."""
+        from personaweb.personas import group_hierarchy
+        from personaweb.personas.dialogue import character_from_mapping
+        from personaweb.personas.persona import BasicPersona
+        from personaweb.personas.structured import StructuredPersona
+
+        members = self.cleaned_data["members"]
+        voices = self.cleaned_data["voices"]
+        director = group_hierarchy(
+            [(c.slug, character_from_mapping(c.data)) for c in members],
+            strategy=self.cleaned_data["strategy"],
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for slug, (model, temperature) in voices.items():
+            for persona in director.children[slug].walk():
+                speaks = isinstance(persona, BasicPersona) and not isinstance(
+                    persona, StructuredPersona
+                )
+                profile = persona.profile
+                out[persona.path] = LLMProfile(
+                    model=model or profile.model,
+                    temperature=(
+                        temperature if speaks and temperature is not None else profile.temperature
+                    ),
+                    max_tokens=profile.max_tokens,
+                    base_url=profile.base_url,
+                ).to_dict()
+        return out
 
     def group_settings(self) -> dict[str, Any]:
         """The validated settings as ChatSession.group_settings (group_settings_from_dict)."""

@@ -50,6 +50,7 @@ def group_new(request: AuthedRequest) -> HttpResponse:
         mode=form.cleaned_data["mode"],
         members=[m.pk for m in members],
         group_settings=form.group_settings(),
+        profiles=form.profiles(),
     )
     return redirect(session)
 

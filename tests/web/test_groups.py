@@ -100,6 +100,29 @@ def test_it_creates_a_group_chat_with_members_in_position_order(client, alice, m
     assert heat.index("Cara Cole") < heat.index("Bob Baker") < heat.index("Ann Archer")
 
 
+def test_each_character_can_have_its_own_model_and_temperature(client, alice, make_cast):
+    ann, bob, cara = make_cast(alice)
+    client.force_login(alice)
+    data = group_form(
+        [ann, bob, cara],
+        strategy="nested",
+        **{f"model:{ann.pk}": "big-model", f"temperature:{ann.pk}": "1.2"},
+    )
+    assert client.post(reverse("group_new"), data).status_code == 302
+    profiles = ChatSession.objects.get(owner=alice).profiles
+    assert profiles["director/ann/responder"]["model"] == "big-model"
+    assert profiles["director/ann/responder"]["temperature"] == 1.2
+    # The orchestrator steers rather than speaks: it keeps its low temperature.
+    assert profiles["director/ann"]["model"] == "big-model"
+    assert profiles["director/ann"]["temperature"] == 0.2
+    assert not any(path.startswith("director/bob") for path in profiles)
+
+    bad = group_form([ann, bob], **{f"temperature:{bob.pk}": "9"})
+    response = client.post(reverse("group_new"), bad)
+    assert response.status_code == 400
+    assert "temperature of Bob Baker must be between 0 and 2" in response.content.decode()
+
+
 def test_it_needs_at_least_two_characters(client, alice, make_cast):
     ann, *_ = make_cast(alice)
     client.force_login(alice)
