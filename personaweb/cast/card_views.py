@@ -21,6 +21,7 @@ from personaweb.cast.forms import ImportForm
 from personaweb.cast.uploads import CappedUploadHandler, too_big_request
 from personaweb.cast.views import EXPORT_FORMATS, broken, list_context, owned
 from personaweb.characters.cards import MAX_CARD_BYTES, card_to_json, card_to_png, parse_card
+from personaweb.characters.png import is_png
 from personaweb.characters.sheet import CharacterError
 from personaweb.web.models import Character
 from personaweb.web.views import AuthedRequest
@@ -37,7 +38,12 @@ def character_export(request: AuthedRequest, pk: int, fmt: str) -> HttpResponse:
     _, version, container = EXPORT_FORMATS[fmt]
     try:
         sheet = store.sheet_of(character)
-        body = card_to_png(sheet, version) if container == "png" else card_to_json(sheet, version)
+        if container == "png":
+            # The card's own picture when it came as a PNG; a generated avatar otherwise.
+            image = bytes(character.avatar) if character.avatar else None
+            body = card_to_png(sheet, version, image=image)
+        else:
+            body = card_to_json(sheet, version)
     except CharacterError as exc:
         return broken(character, exc)
     response = HttpResponse(body, content_type=CONTENT_TYPES[container])
@@ -77,6 +83,8 @@ def _import(request: AuthedRequest, cap: CappedUploadHandler) -> HttpResponse:
     name = store.free_name(request.user, store.numbered_names(wanted))
     sheet = sheet.with_changes(name=name, slug=store.free_slug(request.user, sheet.slug))
     character = store.apply_sheet(Character(owner=request.user), sheet)
+    if is_png(data):
+        character.avatar = data  # parse_card has read it whole: a valid PNG, within the cap
     character.save()
     note = "" if name == wanted else f" as {name} ({wanted} was taken)"
     messages.success(request, f"Imported {upload.name}{note}.")

@@ -137,6 +137,7 @@ def character_duplicate(request: AuthedRequest, pk: int) -> HttpResponse:
     name = store.free_name(request.user, store.copy_names(sheet.name))
     copy = sheet.with_changes(name=name, slug=store.free_slug(request.user, _slug_of(name)))
     duplicate = store.apply_sheet(Character(owner=request.user), copy)
+    duplicate.avatar = character.avatar  # the copy keeps the card's picture too
     duplicate.save()
     messages.success(request, f"Duplicated {character.name} as {duplicate.name}.")
     return redirect("cast:edit", pk=duplicate.pk)

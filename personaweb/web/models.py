@@ -25,6 +25,12 @@ class Character(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=120)
     data = models.JSONField(default=dict, help_text="The character sheet (CharacterSheet.to_dict)")
+    avatar = models.BinaryField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The PNG an imported card came in: its picture goes back out on export",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -105,6 +105,24 @@ def test_it_imports_a_png_card(alice_client, alice, sara, version):
     assert sheet.extensions == sheet_of(sara).extensions
 
 
+def test_a_png_cards_picture_goes_back_out_on_export(alice_client, alice, sara):
+    from personaweb.characters.png import read_chunks
+
+    picture = solid_avatar("a portrait of someone else entirely", size=32)
+    upload(alice_client, "sara.png", card_to_png(sheet_of(sara), 3, image=picture), "image/png")
+    imported = Character.objects.exclude(pk=sara.pk).get(owner=alice)
+    exported = export(alice_client, imported, "v2.png").content
+
+    def pixels(png: bytes) -> list[bytes]:
+        return [c.data for c in read_chunks(png) if c.type in (b"IHDR", b"IDAT")]
+
+    # The same image, carrying this character's card (and only one of each chunk).
+    assert pixels(exported) == pixels(picture)
+    assert parse_card(exported).name == imported.name
+    # A character that never came as a PNG gets the generated avatar.
+    assert pixels(export(alice_client, sara, "v2.png").content) != pixels(picture)
+
+
 def test_a_png_prefers_the_v3_chunk(alice_client, alice, v2_card):
     import base64
 
