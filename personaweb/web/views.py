@@ -7,6 +7,8 @@ Views that start runs are async, so the run's task lives on the server's event l
 
 from __future__ import annotations
 
+import math
+
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -27,7 +29,7 @@ from personaweb.personas import (
     build_hierarchy,
     export_tree,
 )
-from personaweb.personas.engine import allowed_actions
+from personaweb.personas.engine import MAX_INPUT_CHARS, allowed_actions
 from personaweb.web import fragments, groups, runs
 from personaweb.web.models import (
     Annotation,
@@ -272,6 +274,10 @@ def annotate(request: AuthedRequest, pk: int, node_id: str) -> HttpResponse:
         score = float(raw_score) if raw_score else None
     except ValueError:
         return refuse("the score must be a number", 400)
+    if score is not None and not math.isfinite(score):
+        return refuse("the score must be a finite number", 400)
+    if len(text) > MAX_INPUT_CHARS:
+        return refuse(f"the note is too long (at most {MAX_INPUT_CHARS:,} characters)", 400)
     if not (text or label or score is not None):
         return refuse("an annotation needs a note, a label or a score", 400)
     Annotation.objects.create(node=node, author=request.user, text=text, label=label, score=score)

@@ -209,6 +209,8 @@ def test_annotations_are_stored_and_shown(client, alice, make_session):
     assert (note.author, note.label, note.score) == (alice, "tone", 2.0)
     assert "too &lt;b&gt;polite&lt;/b&gt;" in response.content.decode()
     assert client.post(url, {"score": "lots"}).status_code == 400
+    assert client.post(url, {"score": "nan"}).status_code == 400
+    assert client.post(url, {"text": "x" * 20_001}).status_code == 400
 
 
 def test_selecting_a_node_on_another_branch_switches_to_it(client, alice, make_session):
