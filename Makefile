@@ -22,7 +22,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py ensure_local_user
+	$(PY) manage.py ensure_local_user --url http://$(HOST):$(PORT)/
 	$(PY) -m personaweb.launch --host $(HOST) --port $(PORT)
 
 # Browser tests drive Debian's chromium; CI machines start without it.
