@@ -201,3 +201,33 @@ def make_cast() -> Callable[..., Any]:
         ]
 
     return make
+
+
+# --- a real browser, for every browser suite ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from tests.live import chromium_browser
+
+    with chromium_browser() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(chromium, request):
+    """A fresh page that fails its test on any script error. A test module may set VIEWPORT
+    (width, height), and CHECK_CONSOLE_ERRORS = True to fail on console errors too."""
+    from tests.live import collect_page_errors
+
+    width, height = getattr(request.module, "VIEWPORT", (1440, 900))
+    context = chromium.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors = collect_page_errors(
+        page, console=getattr(request.module, "CHECK_CONSOLE_ERRORS", False)
+    )
+    yield page
+    context.close()
+    # No script errors (a CSP violation or a broken swap would show up here).
+    assert not errors, errors

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from personaweb.llm.scripted_server import ScriptedOpenAIServer
-from tests.live import LiveServer, chromium_browser, collect_page_errors, sqlite_server_env
+from tests.live import LiveServer, sqlite_server_env
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +27,3 @@ def live_server_proc(django_db_setup, django_db_blocker, browser_llm, tmp_path_f
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with chromium_browser() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors = collect_page_errors(page)
-    yield page
-    context.close()
-    assert not errors, errors

@@ -12,7 +12,7 @@ import pytest
 
 from personaweb.llm.scripted_server import ScriptedOpenAIServer, ServerError
 from personaweb.web import runs
-from tests.live import LiveServer, chromium_browser, collect_page_errors, sqlite_server_env
+from tests.live import LiveServer, sqlite_server_env
 
 BROKEN_MODEL = "no-such-model"
 
@@ -121,21 +121,3 @@ def compare_server(django_db_setup, django_db_blocker, browser_compare_llm, tmp_
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with chromium_browser() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors = collect_page_errors(page, console=True)
-    yield page
-    context.close()
-    # No script errors and no console errors (a CSP violation or a failed swap would show).
-    assert not errors, errors

@@ -11,6 +11,8 @@ from playwright.sync_api import Page, expect
 from personaweb.compare.models import Comparison, Vote
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+VIEWPORT = (1440, 1000)
+CHECK_CONSOLE_ERRORS = True  # a CSP violation or a failed swap shows in the console
 
 PASSWORD = "a-long-test-password-42"
 
