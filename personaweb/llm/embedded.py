@@ -333,7 +333,7 @@ class EmbeddedServer:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise self._died("during start-up (is port %d taken?)" % self.port)
+                raise self._died(f"during start-up (is port {self.port} taken?)")
             if server_answers(self.base_url, timeout_s=0.5):
                 break
             time.sleep(0.1)
