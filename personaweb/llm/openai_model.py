@@ -16,15 +16,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+import httpx2
 import openai
 from openai import AsyncOpenAI
 
 from personaweb.llm.config import OPENAI_DEFAULT_BASE_URL, EndpointConfig
+from personaweb.llm.embedded import read_status
 from personaweb.llm.schema import apply_schema
 from personaweb.llm.types import (
     ChatRequest,
     Completion,
+    LLMContextExceeded,
+    LLMCutOff,
     LLMError,
+    LLMProfile,
     LLMRateLimited,
     LLMRequestError,
     LLMTimeout,
@@ -48,6 +53,24 @@ _FORMAT_REJECTION_STATUSES = frozenset({400, 422, 500})
 # OpenAI requires json_schema.name to match this; other names are rejected with a 400.
 _SCHEMA_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_ERROR_MESSAGE = 300
+# How servers say a prompt is too long (OpenAI and vLLM: "maximum context length is N tokens";
+# llama.cpp: "Requested tokens (N) exceed context window of M").
+_CONTEXT_ERROR = re.compile(
+    r"context[ _](length|window)|maximum context|exceed[s]? .*context|too many tokens",
+    re.IGNORECASE,
+)
+_WINDOW_NUMBERS = (
+    re.compile(r"maximum context length is (\d[\d,]*)", re.IGNORECASE),
+    re.compile(r"context window of (\d[\d,]*)", re.IGNORECASE),
+    re.compile(r"context (?:length|size|window)[^\d]{0,20}(\d[\d,]*)", re.IGNORECASE),
+)
+_REQUESTED_NUMBERS = (
+    re.compile(r"requested tokens \((\d[\d,]*)\)", re.IGNORECASE),
+    re.compile(r"(?:resulted in|requested) (\d[\d,]*) tokens", re.IGNORECASE),
+)
+# Keys under which OpenAI-compatible servers list a model's context window in /v1/models:
+# vLLM's max_model_len, llama.cpp server's meta.n_ctx_train, others' context_length.
+_WINDOW_KEYS = ("max_model_len", "context_length", "context_window", "n_ctx")
 
 
 @dataclass
@@ -69,21 +92,19 @@ class OpenAIChatModel:
         self,
         config: EndpointConfig,
         *,
-        max_retries: int = 2,
+        max_retries: int = 0,
         timeout_s: float = 60.0,
         structured_dialect: StructuredDialect | None = None,
     ) -> None:
         """Create the model; no connection is made until the first call.
 
-        max_retries: the SDK retries connection errors, 408, 409, 429 and 5xx with exponential
-            backoff (0.5 s doubling, honouring Retry-After). Two retries ride out a server
-            restart or a brief rate limit; more would keep a persona's step (and the person
-            watching it) waiting for minutes. The engine records failures as nodes that a
-            person can retry, so giving up early is cheap.
+        max_retries: retries inside the SDK. None by default: each call here is one attempt,
+            and llm/calls.py retries transient failures itself, within one deadline per call
+            and visibly (the SDK's own retries multiplied its timeout and showed nothing).
         timeout_s: default timeout for calls without a profile (listing models). Chat calls use
-            their profile's `timeout_s`. Either replaces the SDK's default of 600 s, far too long
-            for an interactive UI. With streaming it bounds the wait for each chunk, not the
-            whole reply, which max_tokens bounds instead.
+            their profile's `timeout_s` (what is left of the call's deadline). Either replaces
+            the SDK's default of 600 s. With streaming it bounds the wait for each chunk, not
+            the whole reply, which max_tokens bounds instead.
         structured_dialect: force how schemas are sent to every endpoint; None detects it per
             endpoint on the first structured call (the embedded server is known to be llama.cpp).
         """
@@ -94,9 +115,13 @@ class OpenAIChatModel:
         self._forced_dialect = structured_dialect
         self._dialects: dict[str, StructuredDialect] = {}
         self._clients: dict[str, _ClientSlot] = {}
-        if config.embedded and config.base_url and structured_dialect is None:
-            # The embedded endpoint is llama-cpp-python's server: skip the doomed probe.
-            self._dialects[_key(config.base_url)] = "json_object"
+        self._windows: dict[tuple[str, str], int | None] = {}
+        self._tokenizers: dict[str, str | None] = {}
+        if config.embedded and config.base_url:
+            if structured_dialect is None:
+                # The embedded endpoint is llama-cpp-python's server: skip the doomed probe.
+                self._dialects[_key(config.base_url)] = "json_object"
+            self._tokenizers[_key(config.base_url)] = "llama-cpp-python"
 
     # -- public helpers ----------------------------------------------------------------------
 
@@ -112,6 +137,61 @@ class OpenAIChatModel:
         except openai.OpenAIError as exc:
             raise map_sdk_error(exc, _display(url)) from exc
         return [model.id for model in page.data]
+
+    async def context_window(self, profile: LLMProfile) -> int | None:
+        """The context window of the profile's model: the profile's own setting, the default
+        endpoint's configured one, what a server said in a context-length error, or what the
+        server lists in /v1/models (asked once per endpoint and model); None when unknown."""
+        if profile.context_tokens:
+            return profile.context_tokens
+        url = self._url_of(profile)
+        if _key(url) == _key(self.config.base_url) and self.config.context_tokens:
+            return self.config.context_tokens
+        key = (_key(url), profile.model or self.config.default_model)
+        if key not in self._windows:
+            self._windows[key] = await self._listed_window(url, key[1])
+        return self._windows[key]
+
+    async def count_tokens(self, texts: list[str], profile: LLMProfile) -> list[int] | None:
+        """Token counts by the server's own tokenizer: llama-cpp-python's /extras/tokenize/count
+        or vLLM's /tokenize (found once per endpoint); None when the server offers neither."""
+        url = self._url_of(profile)
+        key = _key(url)
+        if not url:
+            return None
+        kind = self._tokenizers.get(key, "unknown")
+        if kind is None:
+            return None
+        root = re.sub(r"/v1$", "", key)
+        model = profile.model or self.config.default_model
+        kinds = [kind] if kind != "unknown" else ["llama-cpp-python", "vllm"]
+        client = self._slot(url).client
+        for candidate in kinds:
+            counts: list[int] = []
+            try:
+                for text in texts:
+                    if candidate == "llama-cpp-python":
+                        body: dict[str, Any] = {"input": text, "model": model}
+                        path = f"{root}/extras/tokenize/count"
+                    else:
+                        body = {"prompt": text, "model": model, "add_special_tokens": False}
+                        path = f"{root}/tokenize"
+                    response = await client.post(
+                        path, body=body, cast_to=httpx2.Response, options={"timeout": 10.0}
+                    )
+                    counts.append(int(response.json()["count"]))
+            except (openai.OpenAIError, httpx2.HTTPError, ValueError, KeyError, TypeError):
+                if kind != "unknown":
+                    return None  # a hiccup: estimate this time, ask again next time
+                continue
+            self._tokenizers[key] = candidate
+            return counts
+        self._tokenizers[key] = None
+        return None
+
+    def learn_window(self, url: str | None, model: str, window: int) -> None:
+        """Remember a window the server told us about (in a context-length error)."""
+        self._windows[(_key(url), model or self.config.default_model)] = window
 
     async def aclose(self) -> None:
         """Close the SDK clients' connection pools (those of the running event loop)."""
@@ -149,6 +229,18 @@ class OpenAIChatModel:
         model = ""
         finish_reason: str | None = None
         usage = None
+
+        def so_far() -> Completion:
+            return Completion(
+                text="".join(parts),
+                model=model or self._model(request),
+                finish_reason=finish_reason,
+                latency_s=time.perf_counter() - started,
+                endpoint=_display(url),
+                completion_tokens=content_chunks,
+                usage_estimated=True,
+            )
+
         try:
             async for chunk in response:
                 model = chunk.model or model
@@ -164,19 +256,30 @@ class OpenAIChatModel:
                     content_chunks += 1
                     parts.append(delta)
                     yield StreamChunk(delta=delta)
-        except openai.OpenAIError as exc:
-            raise map_sdk_error(exc, _display(url), timeout_s=request.profile.timeout_s) from exc
+        except (openai.OpenAIError, httpx2.HTTPError) as exc:
+            # The transport broke (reset, timeout between chunks) or the server sent an error
+            # event mid-stream. With text already out, that text is a cut-off reply.
+            if parts:
+                raise LLMCutOff(
+                    f"{_display(url)}: the stream broke off after {content_chunks} chunks "
+                    f"({_transport_reason(exc)})",
+                    endpoint=_display(url),
+                    partial=so_far(),
+                ) from exc
+            if isinstance(exc, httpx2.HTTPError):
+                raise LLMUnavailable(
+                    f"{_display(url)}: the stream broke off before any text "
+                    f"({_transport_reason(exc)})",
+                    endpoint=_display(url),
+                ) from exc
+            raise self._mapped(exc, url, request.timeout_s or request.profile.timeout_s) from exc
         finally:
             # Also runs when the consumer stops early: release the HTTP connection at once.
             await response.close()
 
-        completion = Completion(
-            text="".join(parts),
-            model=model or self._model(request),
-            finish_reason=finish_reason,
-            latency_s=time.perf_counter() - started,
-            endpoint=_display(url),
-        )
+        completion = so_far()
+        completion.completion_tokens = None
+        completion.usage_estimated = False
         if usage is not None:
             completion.prompt_tokens = usage.prompt_tokens
             completion.completion_tokens = usage.completion_tokens
@@ -190,7 +293,26 @@ class OpenAIChatModel:
     # -- internals ---------------------------------------------------------------------------
 
     def _url(self, request: ChatRequest) -> str | None:
-        return (request.profile.base_url or self.config.base_url or "").rstrip("/") or None
+        return self._url_of(request.profile)
+
+    def _url_of(self, profile: LLMProfile) -> str | None:
+        return (profile.base_url or self.config.base_url or "").rstrip("/") or None
+
+    async def _listed_window(self, url: str | None, model: str) -> int | None:
+        try:
+            page = await self._slot(url).client.with_options(timeout=10.0).models.list()
+        except (openai.OpenAIError, httpx2.HTTPError):
+            return None
+        for entry in page.data:
+            if entry.id != model and len(page.data) > 1:
+                continue
+            facts = entry.model_dump()
+            for place in (facts, facts.get("meta") or {}):
+                for name in (*_WINDOW_KEYS, "n_ctx_train"):
+                    value = place.get(name) if isinstance(place, dict) else None
+                    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                        return value
+        return None
 
     def _model(self, request: ChatRequest) -> str:
         return request.profile.model or self.config.default_model
@@ -221,7 +343,7 @@ class OpenAIChatModel:
             # max_tokens, not max_completion_tokens: llama.cpp, vLLM and Ollama know only
             # max_tokens, and OpenAI still accepts it for chat models.
             "max_tokens": request.profile.max_tokens,
-            "timeout": request.profile.timeout_s,
+            "timeout": request.timeout_s or request.profile.timeout_s,
         }
 
     async def _create(self, request: ChatRequest, url: str | None, *, stream: bool) -> Any:
@@ -252,7 +374,7 @@ class OpenAIChatModel:
                 result = await self._send(slot.client, params, url, stream=stream)
                 self._dialects[_key(url)] = "json_object"
                 return result
-            mapped = map_sdk_error(exc, _display(url), timeout_s=params["timeout"])
+            mapped = self._mapped(exc, url, params["timeout"])
             if not mapped.retryable:
                 raise mapped from exc
             # A transient failure says nothing about the dialect: retry as usual.
@@ -266,7 +388,29 @@ class OpenAIChatModel:
         try:
             return await self._send_raw(client, params, stream=stream)
         except openai.OpenAIError as exc:
-            raise map_sdk_error(exc, _display(url), timeout_s=params["timeout"]) from exc
+            raise self._mapped(exc, url, params["timeout"]) from exc
+
+    def _mapped(self, exc: openai.OpenAIError, url: str | None, timeout_s: float) -> LLMError:
+        """The port's error for an SDK error, with what only this model knows: a window the
+        server revealed is remembered; an unreachable embedded server says why."""
+        error = map_sdk_error(exc, _display(url), timeout_s=timeout_s)
+        if isinstance(error, LLMContextExceeded) and error.window:
+            self.learn_window(url, "", error.window)
+        if isinstance(error, LLMUnavailable) and error.status is None and self._is_embedded(url):
+            status = read_status(self.config.status_path)
+            if status is not None and status.dead:
+                dead = LLMUnavailable(status.sentence(), endpoint=_display(url))
+                dead.transient = False  # it will not come back by itself
+                return dead
+            return LLMUnavailable(
+                f"{error} Is the embedded model server running? `make run` starts it, or "
+                "`python -m personaweb.llm.embedded` on its own.",
+                endpoint=_display(url),
+            )
+        return error
+
+    def _is_embedded(self, url: str | None) -> bool:
+        return self.config.embedded and _key(url) == _key(self.config.base_url)
 
     @staticmethod
     async def _send_raw(client: AsyncOpenAI, params: dict[str, Any], *, stream: bool) -> Any:
@@ -331,6 +475,31 @@ def _body_text(body: object) -> str:
         return str(body)
 
 
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is rare from LLM servers and is ignored)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 86_400 else None
+
+
+def _first_number(patterns: tuple[re.Pattern[str], ...], text: str) -> int | None:
+    for pattern in patterns:
+        found = pattern.search(text)
+        if found:
+            return int(found[1].replace(",", ""))
+    return None
+
+
+def _transport_reason(exc: BaseException) -> str:
+    name = type(exc).__name__
+    detail = " ".join(str(exc).split())[:_MAX_ERROR_MESSAGE]
+    return f"{name}: {detail}" if detail else name
+
+
 def _error_message(exc: openai.APIError) -> str:
     message = exc.message
     if isinstance(exc.body, dict):
@@ -355,11 +524,33 @@ def map_sdk_error(
         return LLMUnavailable(f"{endpoint}: cannot connect ({cause})", endpoint=endpoint)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        text = f"{endpoint}: HTTP {status}: {_error_message(exc)}"
+        message = _error_message(exc)
+        text = f"{endpoint}: HTTP {status}: {message}"
+        after = _retry_after(exc.response.headers.get("retry-after"))
         if isinstance(exc, openai.RateLimitError) or status == 429:
-            return LLMRateLimited(text, endpoint=endpoint, status=status)
+            return LLMRateLimited(text, endpoint=endpoint, status=status, retry_after=after)
+        if status in (400, 413, 422, 500) and _CONTEXT_ERROR.search(message):
+            window = _first_number(_WINDOW_NUMBERS, message)
+            requested = _first_number(_REQUESTED_NUMBERS, message)
+            numbers = ", ".join(
+                part
+                for part in (
+                    f"{requested:,} tokens requested" if requested else "",
+                    f"context window {window:,} tokens" if window else "",
+                )
+                if part
+            )
+            return LLMContextExceeded(
+                f"{endpoint}: the prompt is too long for the model"
+                + (f" ({numbers})" if numbers else "")
+                + f": HTTP {status}: {message}",
+                endpoint=endpoint,
+                status=status,
+                window=window,
+                requested=requested,
+            )
         if status >= 500:
-            return LLMUnavailable(text, endpoint=endpoint, status=status)
+            return LLMUnavailable(text, endpoint=endpoint, status=status, retry_after=after)
         return LLMRequestError(text, endpoint=endpoint, status=status)
     if isinstance(exc, openai.APIError):
         # An error event in the middle of a stream: the server failed while generating.

@@ -26,14 +26,22 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from personaweb.llm.schema import apply_schema
-from personaweb.llm.types import ChatRequest, Completion, StreamChunk
+from personaweb.llm.types import ChatRequest, Completion, LLMProfile, StreamChunk
 
-__all__ = ["Reply", "ScriptedChatModel", "split_for_streaming"]
+__all__ = ["Reply", "ScriptError", "ScriptedChatModel", "split_for_streaming"]
 
 Reply = str | BaseException | Callable[[ChatRequest], str]
 """A scripted reply: the text, an exception to raise, or a function of the request."""
 
 Predicate = Callable[[ChatRequest], bool]
+
+
+class ScriptError(BaseException):
+    """The test's script is wrong: a call nobody scripted, or a reply of the wrong type.
+
+    A BaseException on purpose: product code catches Exception to turn a persona's bug into a
+    failed node, and a test double's own error must never pass through it as a "handled"
+    failure. This one escapes every `except Exception` and fails the test."""
 
 _CHUNK = re.compile(r"\S+\s*|\s+")
 
@@ -74,6 +82,10 @@ class ScriptedChatModel:
         """Every request received, in arrival order."""
         self.default: Callable[[ChatRequest], str] | None = None
         """Answers requests that no route and no queued reply covers."""
+        self.window: int | None = None
+        """The context window it claims (None: unknown, so prompts are not fitted)."""
+        self.counts_words = False
+        """When True, count_tokens answers with word counts (a stand-in server tokenizer)."""
 
     # -- scripting --------------------------------------------------------------------------
 
@@ -132,6 +144,12 @@ class ScriptedChatModel:
         completion = apply_schema(request, self._completion(request, text, len(chunks), started))
         yield StreamChunk(completion=completion)
 
+    async def context_window(self, profile: LLMProfile) -> int | None:
+        return profile.context_tokens or self.window
+
+    async def count_tokens(self, texts: list[str], profile: LLMProfile) -> list[int] | None:
+        return [len(t.split()) for t in texts] if self.counts_words else None
+
     # -- internals --------------------------------------------------------------------------
 
     def _next_text(self, request: ChatRequest) -> str:
@@ -142,7 +160,7 @@ class ScriptedChatModel:
             raise reply
         text = reply(request) if callable(reply) else reply
         if not isinstance(text, str):
-            raise TypeError(f"a scripted reply must produce str, got {type(text).__name__}")
+            raise ScriptError(f"a scripted reply must produce str, got {type(text).__name__}")
         return text
 
     def _take(self, request: ChatRequest) -> Reply:
@@ -156,7 +174,7 @@ class ScriptedChatModel:
         if self.default is not None:
             return self.default
         last = request.messages[-1].content if request.messages else ""
-        raise AssertionError(
+        raise ScriptError(
             f"ScriptedChatModel: unexpected call #{len(self.calls)} (no reply scripted); "
             f"last message: {last[:200]!r}"
         )

@@ -38,7 +38,11 @@ class LLMProfile:
     base_url: str | None = None
     """OpenAI-compatible endpoint; None means the configured default endpoint."""
     timeout_s: float = 60.0
-    """Per-request timeout in seconds."""
+    """One call's deadline in seconds, retries included: a person watching the node waits
+    at most this long before it fails (or shows its answer)."""
+    context_tokens: int | None = None
+    """The model's context window (prompt plus reply); None means what the endpoint says
+    (the embedded server's own setting, the server's report, or PERSONAWEB_CONTEXT_TOKENS)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +65,8 @@ class ChatRequest:
     """JSON schema the reply must satisfy (structured output), or None for free text."""
     schema_name: str = "response"
     """A short name for the schema, sent to servers that want one."""
+    timeout_s: float | None = None
+    """This attempt's timeout: what is left of the call's deadline (None: the profile's)."""
 
 
 @dataclass
@@ -99,14 +105,26 @@ class StreamChunk:
 
 @runtime_checkable
 class ChatModel(Protocol):
-    """The LLM port. Implementations: the openai SDK one, and scripted doubles for tests."""
+    """The LLM port. Implementations: the openai SDK one, and scripted doubles for tests.
+
+    `complete` and `stream` make one attempt each; retries, deadlines and context budgets are
+    applied around them, in one place (llm/calls.py)."""
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Run one call to the end. With a schema, `parsed` holds the validated value."""
         ...
 
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
-        """Stream one call: text deltas, then a final chunk with the Completion."""
+        """Stream one call: text deltas, then a final chunk with the Completion. A stream that
+        ends without a finish reason yields a final Completion whose finish_reason is None."""
+        ...
+
+    async def context_window(self, profile: LLMProfile) -> int | None:
+        """The context window (in tokens) of the profile's model, or None if unknown."""
+        ...
+
+    async def count_tokens(self, texts: list[str], profile: LLMProfile) -> list[int] | None:
+        """Exact token counts of each text by the server's tokenizer, or None if it has none."""
         ...
 
 
@@ -135,9 +153,16 @@ class CallRecord:
     endpoint: str = ""
     """Base URL the call went to."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
-    """Earlier failed attempts of a structured call: their response text and validation error."""
+    """Earlier attempts of this call that did not count: a structured answer that failed
+    validation, or a request the server refused and that was tried again. Each holds what went
+    wrong ("error") and, when there was an answer, its text, tokens, latency and finish reason,
+    so totals count every call the model served."""
     usage_estimated: bool = False
     """True when completion_tokens was estimated (the server reported no usage)."""
+    trimmed: dict[str, Any] | None = None
+    """Set when the prompt was fitted to the model's context window: how many earlier turns
+    were left out ("left_out"), the window ("budget"), the prompt's tokens and how they were
+    counted ("counted": "server" or "estimate")."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,6 +171,39 @@ class CallRecord:
     def from_dict(cls, data: dict[str, Any]) -> CallRecord:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
+
+    @property
+    def calls(self) -> int:
+        """LLM calls behind this record: the one that counted and every earlier attempt
+        the server answered."""
+        return 1 + sum(1 for a in self.attempts if a.get("answered", "response_text" in a))
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt and completion tokens of every attempt (unknown counts as 0)."""
+        own = (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+        earlier = sum(
+            int(a.get("prompt_tokens") or 0) + int(a.get("completion_tokens") or 0)
+            for a in self.attempts
+        )
+        return own + earlier
+
+    @property
+    def total_latency_s(self) -> float:
+        """Wall time of every attempt."""
+        return self.latency_s + sum(float(a.get("latency_s") or 0.0) for a in self.attempts)
+
+    def attempt_summary(self, error: str) -> dict[str, Any]:
+        """This record as an earlier, failed attempt of a later one."""
+        return {
+            "answered": bool(self.response_text) or self.finish_reason is not None,
+            "response_text": self.response_text,
+            "error": error,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "latency_s": self.latency_s,
+            "finish_reason": self.finish_reason,
+        }
 
     @classmethod
     def of(cls, request: ChatRequest, completion: Completion) -> CallRecord:
@@ -165,16 +223,29 @@ class CallRecord:
 
 
 class LLMError(Exception):
-    """Base of every error the LLM port raises. `retryable` says whether trying again may help."""
+    """Base of every error the LLM port raises. `retryable` says whether trying again may help
+    (a person's retry later); `transient` whether retrying at once, automatically, may."""
 
     retryable = False
+    transient = True
 
-    def __init__(self, message: str, *, endpoint: str = "", status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.endpoint = endpoint
         """Base URL of the failed call, when known."""
         self.status = status
         """HTTP status the server answered with, when there was one."""
+        self.retry_after = retry_after
+        """Seconds the server asked us to wait (Retry-After), when it did."""
+        self.tries = 1
+        """How many tries the call made before giving up with this error."""
 
 
 class LLMTimeout(LLMError):
@@ -197,6 +268,40 @@ class LLMUnavailable(LLMError):
 
 class LLMRequestError(LLMError):
     """The server rejected the request (4xx other than 429): bad model, bad key, bad params."""
+
+
+class LLMContextExceeded(LLMRequestError):
+    """The prompt does not fit the model's context window (the server said so, or our count
+    did before sending)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str = "",
+        status: int | None = None,
+        window: int | None = None,
+        requested: int | None = None,
+    ) -> None:
+        super().__init__(message, endpoint=endpoint, status=status)
+        self.window = window
+        """The model's context window in tokens, when known."""
+        self.requested = requested
+        """How many tokens the request needed, when known."""
+
+
+class LLMCutOff(LLMError):
+    """A streamed reply stopped before the server said it was finished: the connection broke,
+    or the stream ended without a finish reason. What arrived is kept for inspection."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, endpoint: str = "", partial: Completion) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.partial = partial
+        """The text, tokens and timing that arrived before the cut."""
+        # Text already reached the person watching: never replace it behind their back.
+        self.transient = not partial.text
 
 
 class StructuredOutputError(LLMError):

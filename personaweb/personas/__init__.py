@@ -17,7 +17,6 @@ from personaweb.personas.engine import (
     Observer,
     RunConfig,
     allowed_actions,
-    mark_interrupted,
 )
 from personaweb.personas.group import GroupDirector, GroupSettings, RatingBook, group_hierarchy
 from personaweb.personas.hierarchies import HIERARCHIES, build_hierarchy, code_hierarchy
@@ -82,5 +81,4 @@ __all__ = [
     "export_tree",
     "group_hierarchy",
     "import_tree",
-    "mark_interrupted",
 ]

@@ -1,10 +1,26 @@
-"""Delegating personas: an LLM orchestrator that picks a child, and code-managed coordinators."""
+"""Delegating personas: an LLM orchestrator that picks a child, and code-managed coordinators.
+
+An LLM orchestrator may declare a **plan**: the moves its hierarchy expects, step by step
+(e.g. consult the responder, then the style rewriter, then reply with the rewritten line).
+When the session is guided, the decision schema offered at each step admits only the moves
+the plan allows there; the model still writes every decision, and where a step leaves a
+choice, the model makes it. Small models, which otherwise answer the user directly, then
+nest as intended. The plan reads its position off the activation's events, so it follows
+whatever really happened:
+
+- each applied delegation must match the plan's step at its place; then the next step is
+  offered;
+- a child that passes leaves only the plan's `after_pass` moves;
+- feedback from a person, a history that left the plan (a person's edit re-routed a step),
+  or a plan run to its end: every move is offered, as without a plan.
+"""
 
 from __future__ import annotations
 
 import json
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from personaweb.llm.schema import validate
@@ -12,23 +28,110 @@ from personaweb.llm.types import CallRecord, ChatMessage, LLMProfile
 from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona
 from personaweb.personas.proposal import ProposedResponse
 from personaweb.personas.state import Event, EventKind
-from personaweb.personas.structured import ask_structured
 from personaweb.personas.tree import Action
 
 MAX_MESSAGE_CHARS = 8000
 CALLER = "caller"
+INBOUND = "inbound"
+"""A Move's `relay` naming the message this activation received."""
 
 
-def decision_schema(children: Sequence[str], *, allow_pass: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Move:
+    """One decision a plan allows."""
+
+    action: Action
+    """delegate, reply or pass."""
+    to: str | None = None
+    """For delegate: the child."""
+    relay: str | None = None
+    """When set, the message must be a text already on the path, passed on unchanged: the
+    activation's inbound message (INBOUND) or the latest reply of the named child."""
+
+    @property
+    def label(self) -> str:
+        if self.action is Action.DELEGATE:
+            return f"delegate to {self.to}"
+        return self.action.value
+
+    def fits(self, action: Action, target: str | None) -> bool:
+        return self.action is action and (action is not Action.DELEGATE or self.to == target)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The moves a delegating persona's hierarchy expects, one tuple of choices per step."""
+
+    steps: tuple[tuple[Move, ...], ...]
+    """Step i offers the moves steps[i]; the model picks one of them."""
+    after_pass: tuple[Move, ...] = ()
+    """What is offered once a child chose not to answer (nothing given: every move)."""
+
+    def offered(self, turn: Sequence[Event]) -> tuple[Move, ...] | None:
+        """The moves allowed next in this activation (`turn`), or None: off the plan, so
+        every move is allowed (see the module's rules)."""
+        own: list[Event] = []
+        for event in turn:
+            if event.kind is EventKind.FEEDBACK:
+                return None
+            if event.kind is EventKind.OWN:
+                own.append(event)
+            if event.kind is EventKind.OWN and event.action is not Action.DELEGATE:
+                return None
+        if any(e.kind is EventKind.FEEDBACK for e in turn):
+            return None
+        results = [e for e in turn if e.kind is EventKind.CHILD_RESULT]
+        if results and results[-1].action is Action.PASS and self.after_pass:
+            return self.after_pass
+        for step, event in zip(self.steps, own, strict=False):
+            if not any(move.fits(Action.DELEGATE, event.target) for move in step):
+                return None
+        if len(own) >= len(self.steps):
+            return None
+        return self.steps[len(own)]
+
+
+def relayed_text(move: Move, turn: Sequence[Event]) -> str | None:
+    """The text a relaying move must carry, or None if there is none on the path."""
+    if move.relay is None:
+        return None
+    if move.relay == INBOUND:
+        inbound = next((e for e in turn if e.kind is EventKind.INBOUND), None)
+        return inbound.text if inbound else None
+    for event in reversed(turn):
+        if event.kind is EventKind.CHILD_RESULT and event.target == move.relay:
+            return event.text if event.action is Action.REPLY else None
+    return None
+
+
+def decision_schema(
+    children: Sequence[str],
+    *,
+    allow_pass: bool = False,
+    moves: Sequence[Move] | None = None,
+    turn: Sequence[Event] = (),
+) -> dict[str, Any]:
     """JSON schema of an orchestrator's choice. Child names are an enum, so servers that
-    constrain output to the schema can only name real children."""
+    constrain output to the schema can only name real children. With `moves` (a plan's step)
+    only those actions, targets and relayed messages are admitted; combinations the schema
+    cannot tie together are checked by `check_move`."""
     actions = ["delegate", "reply"] + (["pass"] if allow_pass else [])
+    targets = [*children, CALLER]
+    message: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS}
+    if moves:
+        actions = list(dict.fromkeys(m.action.value for m in moves))
+        targets = list(
+            dict.fromkeys(m.to if m.action is Action.DELEGATE and m.to else CALLER for m in moves)
+        )
+        relayed = [relayed_text(m, turn) for m in moves]
+        if all(text for text in relayed):
+            message = {"type": "string", "enum": list(dict.fromkeys(t for t in relayed if t))}
     return {
         "type": "object",
         "properties": {
             "action": {"type": "string", "enum": actions},
-            "to": {"type": "string", "enum": [*children, CALLER]},
-            "message": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
+            "to": {"type": "string", "enum": targets},
+            "message": message,
         },
         "required": ["action", "to", "message"],
         "additionalProperties": False,
@@ -53,6 +156,7 @@ class DelegatingPersona(ResponseDrivenPersona):
         max_attempts: int = 3,
         allow_pass: bool = False,
         display_name: str = "",
+        plan: Plan | None = None,
     ) -> None:
         if not children:
             raise ValueError(f"delegating persona {name!r} needs at least one child")
@@ -66,10 +170,23 @@ class DelegatingPersona(ResponseDrivenPersona):
         self.instructions = instructions
         self.max_attempts = max(1, max_attempts)
         self.allow_pass = allow_pass
+        self.plan = plan
+        """The moves this persona's hierarchy expects; used when the session is guided."""
+        if plan is not None:
+            for step in (*plan.steps, plan.after_pass):
+                for move in step:
+                    if move.action is Action.DELEGATE and move.to not in self.children:
+                        raise ValueError(f"{name}'s plan names an unknown child {move.to!r}")
 
     @property
     def schema(self) -> dict[str, Any]:
         return decision_schema(list(self.children), allow_pass=self.allow_pass)
+
+    def offered(self, ctx: ProposeContext) -> tuple[Move, ...] | None:
+        """The moves the plan allows now, or None when every move is allowed."""
+        if self.plan is None or not ctx.guided:
+            return None
+        return self.plan.offered(ctx.current)
 
     def system_prompt(self) -> str:
         roster = "\n".join(
@@ -93,29 +210,52 @@ class DelegatingPersona(ResponseDrivenPersona):
             messages.extend(_render_coordinator_event(event))
         return messages
 
-    def check(self, value: Any) -> list[str]:
-        """Errors beyond the schema: a delegation must name a real child."""
+    def check(self, value: Any, moves: Sequence[Move] | None = None) -> list[str]:
+        """Errors beyond the schema: a delegation must name a real child, and under a plan
+        the action and the helper must be one of the offered moves."""
         errors = validate(value, self.schema)
         if errors:
             return errors
-        if value["action"] == "delegate" and value["to"] not in self.children:
+        action, to = Action(value["action"]), value["to"]
+        if action is Action.DELEGATE and to not in self.children:
             names = ", ".join(self.children)
             errors.append(f"'to' must name one of your helpers ({names}) when delegating")
+        elif moves and not any(m.fits(action, to) for m in moves):
+            labels = " or ".join(m.label for m in moves)
+            errors.append(f"at this step the plan allows only: {labels}")
         return errors
 
     async def propose(self, ctx: ProposeContext) -> ProposedResponse:
         events = ctx.current if self.stateless else ctx.history
-        value, call = await ask_structured(
-            ctx.model,
-            self.build_messages(events),
+        moves = self.offered(ctx)
+        schema = decision_schema(
+            list(self.children), allow_pass=self.allow_pass, moves=moves, turn=ctx.current
+        )
+        messages = self.build_messages(events)
+        if moves:
+            labels = " or ".join(m.label for m in moves)
+            messages.append(ChatMessage("system", f"Your next step: {labels}."))
+
+        def check(value: Any) -> list[str]:
+            return validate(value, schema) or self.check(value, moves)
+
+        answer = await ctx.ask(
+            messages,
             self.profile,
-            self.schema,
-            check=self.check,
+            schema,
+            check=check,
             max_attempts=self.max_attempts,
             schema_name="decision",
             what="decision",
         )
-        return self._proposal(ctx.persona, value, call)
+        proposal = self._proposal(ctx.persona, answer.value, answer.record)
+        if self.plan is not None:
+            offered = [m.label for m in moves] if moves else ["any move"]
+            guide = "guided" if ctx.guided else "not guided"
+            proposal.data.update(
+                offered=offered, plan=guide if moves or not ctx.guided else "off plan"
+            )
+        return proposal
 
     def _proposal(self, persona: str, value: dict[str, Any], call: CallRecord) -> ProposedResponse:
         action = Action(value["action"])

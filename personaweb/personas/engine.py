@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from personaweb.llm.calls import DEFAULT_RETRY, RetryPolicy
 from personaweb.llm.types import ChatModel
 from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona, TokenCallback
 from personaweb.personas.proposal import ProposalFailed
@@ -52,6 +53,11 @@ class RunConfig:
     """Deepest nesting allowed (the top persona is depth 1)."""
     max_steps: int = 60
     """Most nodes one run (one user message) may create."""
+    guided: bool = True
+    """Delegating personas with a plan offer only the moves it allows (see delegating.py);
+    off for models strong enough to orchestrate on their own."""
+    retry: RetryPolicy = DEFAULT_RETRY
+    """How transient LLM failures are retried within each call's deadline."""
 
     def stops_at(self, persona: str) -> bool:
         if self.mode is Mode.REVIEW:
@@ -72,8 +78,6 @@ class Observer(Protocol):
 class ActionRefused(Exception):
     """A person asked for something this node cannot do (the UI disables it too)."""
 
-
-ALL_ACTIONS = ("approve", "reject", "feedback", "edit", "branch", "retry")
 
 MAX_INPUT_CHARS = 20_000
 """Longest message, feedback or edit a person may send: beyond it, prompts balloon and most
@@ -99,6 +103,8 @@ def allowed_actions(node: Node, has_children: bool) -> frozenset[str]:
         if node.status is NodeStatus.PROPOSED and not has_children:
             allowed |= {"approve", "reject"}
         allowed |= {"feedback", "edit", "branch"}
+        if node.data.get("truncated") and node.action is Action.REPLY:
+            allowed.add("continue")
         return frozenset(allowed)
     # Inbound messages, feedback and decisions can be replayed from.
     return frozenset({"branch"})
@@ -156,13 +162,14 @@ class Engine:
         )
         return await self._add(node)
 
-    async def step(self, leaf_id: str) -> Node | None:
+    async def step(self, leaf_id: str, *, stop: bool = True) -> Node | None:
         """Take one step after `leaf_id`. Returns the node changed or created, or None when the
-        run must wait (for a person, the next user message, or a failure to be retried)."""
+        run must wait (for a person, the next user message, or a failure to be retried).
+        With `stop=False` no proposal waits for review: each is approved as it comes."""
         state = await self.state(leaf_id)
         nxt = state.next
         if nxt.kind is NextKind.REVIEW:
-            if self.config.stops_at(nxt.persona):
+            if stop and self.config.stops_at(nxt.persona):
                 return None
             leaf = await self.store.get(nxt.node_id)
             leaf.status = NodeStatus.APPROVED
@@ -209,26 +216,20 @@ class Engine:
             return await self._add(node)
         return None
 
-    async def advance(self, leaf_id: str) -> Node:
-        """Step until the run must wait; returns the leaf where it stopped."""
+    async def advance(self, leaf_id: str, *, stop: bool = True) -> Node:
+        """Step until the run must wait; returns the leaf where it stopped. With `stop=False`
+        nothing waits for review: the rest of this turn runs as if autonomous."""
         current = await self.store.get(leaf_id)
         while True:
-            changed = await self.step(current.id)
+            changed = await self.step(current.id, stop=stop)
             if changed is None:
                 return current
             current = changed
 
     async def run_autonomous(self, text: str, parent_id: str | None = None) -> Node:
         """Send a message and apply every proposal until the top persona answers."""
-        saved = self.config
-        self.config = RunConfig(
-            mode=Mode.AUTONOMOUS, max_depth=saved.max_depth, max_steps=saved.max_steps
-        )
-        try:
-            inbound = await self.send(text, parent_id)
-            return await self.advance(inbound.id)
-        finally:
-            self.config = saved
+        inbound = await self.send(text, parent_id)
+        return await self.advance(inbound.id, stop=False)
 
     # -- what a person can do ---------------------------------------------------------------
 
@@ -237,6 +238,12 @@ class Engine:
         node.status = NodeStatus.APPROVED
         await self._update(node)
         return node
+
+    async def approve_turn(self, node_id: str) -> Node:
+        """Approve this proposal and every one after it until the top persona has answered
+        the user's message: "approve the rest of this turn". Returns where it stopped."""
+        node = await self.approve(node_id)
+        return await self.advance(node.id, stop=False)
 
     async def reject(self, node_id: str) -> Node:
         node = await self._checked(node_id, "reject")
@@ -312,6 +319,8 @@ class Engine:
         """Refuse (ActionRefused) a branch that cannot happen, before any model is called.
         Returns the node to propose from, or None when the branch is feedback."""
         node = await self._checked(node_id, "branch")
+        if feedback is not None:
+            _check_length(feedback, "feedback")
         if feedback and feedback.strip():
             if node.kind not in PROPOSAL_KINDS:
                 raise ActionRefused("feedback goes to a proposal; pick one of the persona's nodes")
@@ -323,6 +332,23 @@ class Engine:
         if state.next.kind is not NextKind.PROPOSE:
             raise ActionRefused(f"cannot replay here: the next step is {state.next.kind.value}")
         return anchor
+
+    async def continue_reply(self, node_id: str) -> Node:
+        """Ask the persona whose reply the token limit cut off to go on from where it stopped.
+        The whole text becomes a new proposal beside the cut one (which stays as it was)."""
+        node, anchor = await self.check_continue(node_id)
+        state = await self.state(anchor)
+        return await self._propose(state, node.persona, anchor, continuation=node)
+
+    async def check_continue(self, node_id: str) -> tuple[Node, str]:
+        """Refuse a continuation that cannot happen; returns the cut node and its parent."""
+        node = await self._checked(node_id, "continue")
+        if node.parent_id is None:
+            raise ActionRefused("nothing to continue before the first message")
+        state = await self.state(node.parent_id)
+        if state.next.kind is not NextKind.PROPOSE or state.next.persona != node.persona:
+            raise ActionRefused(f"cannot continue here: the next step is {state.next.kind.value}")
+        return node, node.parent_id
 
     async def retry(self, node_id: str) -> Node:
         """Try a failed or interrupted step again, as a sibling of it."""
@@ -387,7 +413,14 @@ class Engine:
             )
         return node
 
-    async def _propose(self, state: PathState, persona_path: str, parent_id: str) -> Node:
+    async def _propose(
+        self,
+        state: PathState,
+        persona_path: str,
+        parent_id: str,
+        *,
+        continuation: Node | None = None,
+    ) -> Node:
         try:
             persona = self.root.find(persona_path)
         except KeyError:
@@ -434,7 +467,13 @@ class Engine:
             if self.observer is not None:
                 await self.observer.tokens(node, text)
 
-        ctx = self._context(state, persona_path, on_token)
+        async def on_status(note: str) -> None:
+            # Shown on the node while it waits ("retrying (2/3) after HTTP 429").
+            node.data = {**node.data, "status_note": note}
+            await self._update(node)
+
+        ctx = self._context(state, persona_path, on_token, on_status)
+        ctx.continuation = continuation
         try:
             try:
                 proposal = await persona.propose(ctx)
@@ -445,7 +484,7 @@ class Engine:
             node.status = NodeStatus.FAILED
             node.content = exc.reason
             node.call = exc.call
-            node.data = {**node.data, "retryable": exc.retryable}
+            node.data = {**_settled(node.data), "retryable": exc.retryable}
             await self._update(node)
             return node
         node.status = NodeStatus.PROPOSED
@@ -453,21 +492,29 @@ class Engine:
         node.target = proposal.target
         node.content = proposal.content
         node.call = proposal.call
-        node.data = {**node.data, **proposal.data}
+        node.data = {**_settled(node.data), **proposal.data}
         await self._update(node)
         return node
 
     def _context(
-        self, state: PathState, persona_path: str, on_token: TokenCallback | None = None
+        self,
+        state: PathState,
+        persona_path: str,
+        on_token: TokenCallback | None = None,
+        on_status: TokenCallback | None = None,
     ) -> ProposeContext:
         ctx = ProposeContext(
             persona=persona_path,
             history=state.history(persona_path),
             current=state.current(persona_path),
             model=self.model,
+            guided=self.config.guided,
+            retry=self.config.retry,
         )
         if on_token is not None:
             ctx.on_token = on_token
+        if on_status is not None:
+            ctx.on_status = on_status
         return ctx
 
     async def _fail(
@@ -503,6 +550,11 @@ class Engine:
             await self.observer.node_changed(node)
 
 
+def _settled(data: dict[str, Any]) -> dict[str, Any]:
+    """A node's data once its call is over: the waiting note goes."""
+    return {k: v for k, v in data.items() if k != "status_note"}
+
+
 def _as_failure(exc: Exception, persona: str) -> ProposalFailed:
     """Any exception out of a persona becomes a failed node: a bug in one persona must not
     leave a node pending forever (nothing could retry it) or kill the run's task."""
@@ -510,13 +562,3 @@ def _as_failure(exc: Exception, persona: str) -> ProposalFailed:
         return exc
     log.exception("persona %s raised while proposing", persona)
     return ProposalFailed(f"internal error in {persona}: {type(exc).__name__}: {exc}")
-
-
-def mark_interrupted(nodes: list[Node]) -> list[Node]:
-    """Nodes left pending or streaming by a stopped process, now marked interrupted."""
-    changed = []
-    for node in nodes:
-        if node.status in UNFINISHED:
-            node.status = NodeStatus.INTERRUPTED
-            changed.append(node)
-    return changed

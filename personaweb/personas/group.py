@@ -284,6 +284,7 @@ class GroupDirector(ResponseDrivenPersona):
                         self.members,
                         threshold=self.settings.prepass_threshold,
                         history_length=self.settings.history_window,
+                        retry=ctx.retry,
                     )
                     for member in prepass
                 )
@@ -403,6 +404,7 @@ class GroupDirector(ResponseDrivenPersona):
                     list(heard.messages),
                     self.members,
                     history_length=self.settings.history_window,
+                    retry=ctx.retry,
                 ),
             )
 

@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from personaweb.llm.types import (
-    CallRecord,
-    ChatMessage,
-    ChatModel,
-    ChatRequest,
-    Completion,
-    LLMError,
-    LLMProfile,
-)
+from personaweb.llm import calls
+from personaweb.llm.types import CallRecord, ChatMessage, ChatModel, LLMProfile
 from personaweb.personas.proposal import Deliberation, ProposalFailed, ProposedResponse
 from personaweb.personas.state import Event, EventKind
-from personaweb.personas.tree import Action
+from personaweb.personas.tree import Action, Node
 
 TokenCallback = Callable[[str], Awaitable[None]]
+StatusCallback = Callable[[str], Awaitable[None]]
 
 PASS_MARKERS = frozenset({"[pass]", "pass", "(pass)", "[silence]"})
+CONTINUE_NOTE = (
+    "Your reply was cut off at the length limit. Continue it exactly where it stopped: "
+    "do not repeat anything, do not start over."
+)
 
 
-async def _ignore_tokens(_text: str) -> None:
+async def _ignore(_text: str) -> None:
     return None
+
+
+def _failed(failure: calls.Failure) -> ProposalFailed:
+    return ProposalFailed(failure.reason, failure.record, failure.retryable)
 
 
 @dataclass
@@ -42,31 +43,59 @@ class ProposeContext:
     """Events of its latest activation only (what a stateless persona sees)."""
     model: ChatModel
     """The LLM port."""
-    on_token: TokenCallback = _ignore_tokens
+    on_token: TokenCallback = _ignore
     """Called with the accumulated text while a reply streams."""
+    on_status: StatusCallback = _ignore
+    """Called with a short note while a call waits (e.g. "retrying (2/3) after HTTP 429")."""
+    continuation: Node | None = None
+    """When set, the persona is asked to continue this proposal of its own, which the
+    token limit cut off, instead of proposing afresh."""
+    guided: bool = True
+    """Whether delegating personas with a plan offer only the moves the plan allows."""
+    retry: calls.RetryPolicy = calls.DEFAULT_RETRY
+    """How transient LLM failures are retried within a call's deadline."""
 
     async def generate(self, messages: Sequence[ChatMessage], profile: LLMProfile) -> CallRecord:
-        """Stream one free-text call; returns its record. LLM failures become ProposalFailed."""
-        request = ChatRequest(messages=tuple(messages), profile=profile)
-        text = ""
-        started = time.perf_counter()
-        try:
-            final: Completion | None = None
-            async for chunk in self.model.stream(request):
-                if chunk.delta:
-                    text += chunk.delta
-                    await self.on_token(text)
-                if chunk.completion is not None:
-                    final = chunk.completion
-        except LLMError as exc:
-            partial = CallRecord.of(
-                request,
-                Completion(text=text, model="", latency_s=time.perf_counter() - started),
-            )
-            raise ProposalFailed(f"{type(exc).__name__}: {exc}", partial, exc.retryable) from exc
-        if final is None:
-            final = Completion(text=text, model=profile.model)
-        return CallRecord.of(request, final)
+        """Stream one free-text call (llm.calls.generate); a failure becomes ProposalFailed."""
+        result = await calls.generate(
+            self.model,
+            messages,
+            profile,
+            on_token=self.on_token,
+            on_status=self.on_status,
+            policy=self.retry,
+        )
+        if isinstance(result, calls.Failure):
+            raise _failed(result)
+        return result
+
+    async def ask(
+        self,
+        messages: Sequence[ChatMessage],
+        profile: LLMProfile,
+        schema: dict[str, Any],
+        *,
+        check: calls.Checker | None = None,
+        max_attempts: int = 3,
+        schema_name: str = "response",
+        what: str = "answer",
+    ) -> calls.Valid:
+        """One structured call (llm.calls.structured); a failure becomes ProposalFailed."""
+        result = await calls.structured(
+            self.model,
+            messages,
+            profile,
+            schema,
+            check=check,
+            max_attempts=max_attempts,
+            schema_name=schema_name,
+            what=what,
+            on_status=self.on_status,
+            policy=self.retry,
+        )
+        if isinstance(result, calls.Failure):
+            raise _failed(result)
+        return result
 
 
 @dataclass
@@ -188,6 +217,22 @@ class ResponseDrivenPersona(ABC):
         return []
 
 
+def _cut(call: CallRecord) -> dict[str, Any]:
+    """Node data for a reply the token limit cut off (shown in the tree and the transcript)."""
+    return {"truncated": True} if call.finish_reason == "length" else {}
+
+
+def join_continuation(start: str, more: str) -> str:
+    """A cut-off reply and its continuation as one text: joined as they are when either side
+    has the space or the continuation starts with punctuation, else with a space."""
+    more = more.rstrip()
+    if not more.strip():
+        return start
+    if start.endswith((" ", "\n")) or more[0] in " \n,.;:!?)'\u2019\u201d-":
+        return start + more
+    return f"{start} {more.lstrip()}"
+
+
 def is_pass(text: str) -> bool:
     """True when a reply means 'I choose not to answer'."""
     return text.strip().lower() in PASS_MARKERS
@@ -227,19 +272,37 @@ class BasicPersona(ResponseDrivenPersona):
         return messages
 
     async def propose(self, ctx: ProposeContext) -> ProposedResponse:
+        if ctx.continuation is not None:
+            return await self.continue_reply(ctx, ctx.continuation)
         events = ctx.current if self.stateless else ctx.history
         call = await ctx.generate(self.build_messages(events), self.profile)
         text = call.response_text.strip()
         if self.can_pass and (not text or is_pass(text)):
             return ProposedResponse(ctx.persona, Action.PASS, "", call=call)
         if not text:
-            why = (
-                f"finish reason: {call.finish_reason}"
-                if call.finish_reason
-                else "the stream ended without a finish reason: did the server cut it off?"
+            raise ProposalFailed(
+                f"the model returned an empty reply (finish reason: {call.finish_reason})", call
             )
-            raise ProposalFailed(f"the model returned an empty reply ({why})", call)
-        return ProposedResponse(ctx.persona, Action.REPLY, text, call=call)
+        return ProposedResponse(ctx.persona, Action.REPLY, text, call=call, data=_cut(call))
+
+    async def continue_reply(self, ctx: ProposeContext, cut: Node) -> ProposedResponse:
+        """Ask for the rest of a reply the token limit cut off: the same prompt, the reply so
+        far, and a request to go on. The new proposal holds the whole text."""
+        if cut.call is None or cut.action is not Action.REPLY:
+            raise ProposalFailed("only a free-text reply cut off by its length can continue")
+        sent = [ChatMessage(m["role"], m["content"]) for m in cut.call.messages]  # type: ignore[arg-type]
+        messages = [
+            *sent,
+            ChatMessage("assistant", cut.content),
+            ChatMessage("user", CONTINUE_NOTE),
+        ]
+        call = await ctx.generate(messages, self.profile)
+        more = call.response_text.strip()
+        if not more:
+            raise ProposalFailed("the model had nothing to add to the cut-off reply", call)
+        text = join_continuation(cut.content, call.response_text)
+        data = {**_cut(call), "continued_from": cut.id}
+        return ProposedResponse(ctx.persona, Action.REPLY, text, call=call, data=data)
 
 
 REJECTION_NOTE = "A reviewer rejected that answer. Write a different one."

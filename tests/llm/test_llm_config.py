@@ -12,6 +12,7 @@ def test_with_nothing_configured_it_uses_the_embedded_model() -> None:
         default_model="smollm2-135m-instruct",
         embedded=True,
         embedded_port=8765,
+        context_tokens=2048,
     )
 
 
@@ -55,3 +56,13 @@ def test_blank_values_count_as_unset() -> None:
 def test_a_bad_port_fails_with_the_variable_name(port: str) -> None:
     with pytest.raises(ValueError, match="PERSONAWEB_EMBEDDED_PORT"):
         endpoint_from_env({"PERSONAWEB_EMBEDDED_PORT": port})
+
+
+def test_the_context_window_can_be_set_and_is_checked() -> None:
+    assert endpoint_from_env({"PERSONAWEB_CONTEXT_TOKENS": "8192"}).context_tokens == 8192
+    remote = {"OPENAI_BASE_URL": "http://h/v1", "PERSONAWEB_CONTEXT_TOKENS": "4096"}
+    assert endpoint_from_env(remote).context_tokens == 4096
+    assert endpoint_from_env({"OPENAI_BASE_URL": "http://h/v1"}).context_tokens is None
+    for bad in ("lots", "12"):
+        with pytest.raises(ValueError, match="PERSONAWEB_CONTEXT_TOKENS"):
+            endpoint_from_env({"PERSONAWEB_CONTEXT_TOKENS": bad})

@@ -15,7 +15,7 @@ from personaweb.llm import (
     ScriptedChatModel,
     StructuredOutputError,
 )
-from personaweb.llm.scripted import split_for_streaming
+from personaweb.llm.scripted import ScriptError, split_for_streaming
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -66,7 +66,8 @@ async def test_assert_complete_fails_when_replies_are_left() -> None:
 
 
 async def test_an_unexpected_call_fails_loudly_with_the_message() -> None:
-    with pytest.raises(AssertionError, match=r"unexpected call #1.*'hello'"):
+    # Not an AssertionError nor any Exception: product code's catch-alls must not swallow it.
+    with pytest.raises(ScriptError, match=r"unexpected call #1.*'hello'"):
         await ScriptedChatModel().complete(ask("hello"))
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from personaweb.llm.calls import RetryPolicy
 from personaweb.llm.scripted import ScriptedChatModel
 from personaweb.llm.types import LLMTimeout
 from personaweb.personas import (
@@ -26,6 +27,14 @@ from personaweb.personas import (
     export_tree,
     import_tree,
 )
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+NO_WAIT = RetryPolicy(sleep=_no_sleep)
+"""Retries without real waiting."""
 
 
 def decide(action: str, to: str, message: str) -> str:
@@ -293,7 +302,9 @@ async def test_malformed_output_every_time_becomes_a_failed_node_and_retry_works
     leaf = await engine.advance((await engine.send("hi")).id)
     assert leaf.kind is NodeKind.ERROR and leaf.status is NodeStatus.FAILED
     assert "after 3 attempts" in leaf.content
-    assert leaf.call is not None and len(leaf.call.attempts) == 3
+    # The record is the last answer; the two before it are its attempts: 3 calls counted.
+    assert leaf.call is not None and len(leaf.call.attempts) == 2 and leaf.call.calls == 3
+    assert leaf.call.response_text.startswith('{"action": "delegate", "to": "ghost"')
 
     model.enqueue(decide("delegate", "responder", "ok"))
     retried = await engine.retry(leaf.id)
@@ -301,13 +312,17 @@ async def test_malformed_output_every_time_becomes_a_failed_node_and_retry_works
     assert retried.parent_id == leaf.parent_id  # a sibling: the failure stays visible
 
 
-async def test_a_timeout_becomes_a_failed_node_not_a_crash() -> None:
+async def test_a_timeout_is_retried_then_becomes_a_failed_node_not_a_crash() -> None:
     model = ScriptedChatModel()
-    model.enqueue(decide("delegate", "responder", "go"), LLMTimeout("took too long"))
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model)
+    timeout = LLMTimeout("took too long")
+    model.enqueue(decide("delegate", "responder", "go"), timeout, timeout, timeout)
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(retry=NO_WAIT))
     leaf = await engine.run_autonomous("hi")
     assert leaf.kind is NodeKind.ERROR and "LLMTimeout" in leaf.content
+    assert "after 3 tries" in leaf.content
     assert leaf.persona == "orchestrator/responder"
+    assert leaf.data["retryable"] is True
+    model.assert_complete()
 
 
 async def test_stateless_resumption_gives_the_same_tree() -> None:
@@ -407,12 +422,25 @@ async def test_a_guard_rail_failure_offers_no_retry() -> None:
 
 
 async def test_a_persona_bug_becomes_a_failed_node_not_a_stuck_run() -> None:
+    class Broken(BasicPersona):
+        async def propose(self, ctx):  # type: ignore[no-untyped-def]
+            return 1 / 0  # a real bug in a persona
+
+    engine = Engine(Broken("broken", system_prompt="x"), MemoryStore(), ScriptedChatModel())
+    leaf = await engine.run_autonomous("hi")
+    assert leaf.kind is NodeKind.ERROR and leaf.status is NodeStatus.FAILED
+    assert "ZeroDivisionError" in leaf.content
+    assert not [n for n in await engine.store.path(leaf.id) if n.status is NodeStatus.PENDING]
+
+
+async def test_a_loop_redirected_to_its_checker_replies_with_the_verdict() -> None:
     from personaweb.personas import Mode
 
     # A person redirects the coder's first delegation to the tester: the loop then has no work
-    # to return. That must not crash the run or leave a node pending.
+    # to return, and answers with the checker's verdict instead of crashing or hanging.
     model = ScriptedChatModel()
     model.enqueue(decide("delegate", "coder", "Write add"), "APPROVED")
+    model.enqueue(decide("reply", "caller", "Done: APPROVED"))
     engine = Engine(code_hierarchy(), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
     leaf = await engine.advance((await engine.send("Write add")).id)
     coder = await engine.process_proposed_response(leaf.id)  # lead -> coder, coder proposes
@@ -424,6 +452,8 @@ async def test_a_persona_bug_becomes_a_failed_node_not_a_stuck_run() -> None:
     assert not [n for n in path if n.status in (NodeStatus.PENDING, NodeStatus.STREAMING)]
     coder_reply = next(n for n in path if n.persona == "lead/coder" and n.action is Action.REPLY)
     assert coder_reply.content == "APPROVED"
+    assert path[-1].persona == "lead" and path[-1].content == "Done: APPROVED"
+    model.assert_complete()
 
 
 @pytest.mark.parametrize(

@@ -12,16 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from personaweb.llm.schema import parse_structured
-from personaweb.llm.types import (
-    CallRecord,
-    ChatMessage,
-    ChatModel,
-    ChatRequest,
-    LLMError,
-    LLMProfile,
-    StructuredOutputError,
-)
+from personaweb.llm import calls
+from personaweb.llm.types import CallRecord, ChatMessage, ChatModel, LLMProfile
 from personaweb.personas.heat.chat import (
     USER,
     GroupMessage,
@@ -245,20 +237,6 @@ def build_prepass_messages(
     return [ChatMessage("system", system), ChatMessage("user", user)]
 
 
-def _record_of_failure(request: ChatRequest, error: StructuredOutputError) -> CallRecord:
-    if error.completion is not None:
-        record = CallRecord.of(request, error.completion)
-        record.response_text = error.text or record.response_text
-        return record
-    return CallRecord(
-        messages=[m.to_dict() for m in request.messages],
-        model=request.profile.model,
-        temperature=request.profile.temperature,
-        max_tokens=request.profile.max_tokens,
-        response_text=error.text,
-    )
-
-
 async def run_prepass(
     model: ChatModel,
     profile: LLMProfile,
@@ -268,11 +246,12 @@ async def run_prepass(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     history_length: int = DEFAULT_HISTORY_LENGTH,
+    retry: calls.RetryPolicy = calls.DEFAULT_RETRY,
 ) -> tuple[Decision, CallRecord | None]:
     """Ask the model whether `character` answers the last message; never raises an LLMError.
 
-    A failed call or an unusable answer is a silent decision whose reason names the error;
-    the CallRecord is returned whenever there is something to show (a failed call has none).
+    A failed call or an unusable answer is a silent decision whose reason names the error; the
+    CallRecord (with every attempt) comes with it, so the decision node shows the call.
     """
     penalty = fatigue_penalty(history, character.slug, members)
     messages = build_prepass_messages(
@@ -283,28 +262,28 @@ async def run_prepass(
         threshold=threshold,
         history_length=history_length,
     )
-    request = ChatRequest(
-        messages=tuple(messages),
-        profile=profile,
-        schema=PREPASS_SCHEMA,
-        schema_name=PREPASS_SCHEMA_NAME,
-    )
     slug = character.slug
+    result = await calls.structured(
+        model,
+        messages,
+        profile,
+        PREPASS_SCHEMA,
+        check=_problems,
+        max_attempts=1,
+        policy=retry,
+        schema_name=PREPASS_SCHEMA_NAME,
+        what="pre-pass answer",
+    )
+    if isinstance(result, calls.Failure):
+        what = "answer unusable" if result.kind == "invalid" else "call failed"
+        reason = f"pre-pass {what}, staying silent: {result.detail}"
+        return silent_prepass(slug, reason, penalty, threshold), result.record
+    return decide_from_prepass(result.value, penalty, threshold, character=slug), result.record
+
+
+def _problems(value: Any) -> list[str]:
     try:
-        completion = await model.complete(request)
-    except StructuredOutputError as error:
-        reason = f"pre-pass answer unusable, staying silent: {error}"
-        return silent_prepass(slug, reason, penalty, threshold), _record_of_failure(request, error)
-    except LLMError as error:
-        reason = f"pre-pass call failed, staying silent: {type(error).__name__}: {error}"
-        return silent_prepass(slug, reason, penalty, threshold), None
-    record = CallRecord.of(request, completion)
-    value = completion.parsed
-    if value is None:
-        # A port that did not validate for us: the text is all there is.
-        try:
-            value = parse_structured(completion.text, PREPASS_SCHEMA)
-        except StructuredOutputError as error:
-            reason = f"pre-pass answer unusable, staying silent: {error}"
-            return silent_prepass(slug, reason, penalty, threshold), record
-    return decide_from_prepass(value, penalty, threshold, character=slug), record
+        parse_prepass(value)
+    except ValueError as exc:
+        return [str(exc)]
+    return []

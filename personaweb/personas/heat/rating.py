@@ -12,16 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from personaweb.llm.schema import parse_structured
-from personaweb.llm.types import (
-    CallRecord,
-    ChatMessage,
-    ChatModel,
-    ChatRequest,
-    LLMError,
-    LLMProfile,
-    StructuredOutputError,
-)
+from personaweb.llm import calls
+from personaweb.llm.types import CallRecord, ChatMessage, ChatModel, LLMProfile
 from personaweb.personas.heat.chat import GroupMessage, Member, display_name
 from personaweb.personas.heat.heuristic import HeatConfig, HeatState, heat_at
 
@@ -142,28 +134,29 @@ async def run_rating(
     members: Sequence[Member],
     *,
     history_length: int = DEFAULT_HISTORY_LENGTH,
+    retry: calls.RetryPolicy = calls.DEFAULT_RETRY,
 ) -> RatingResult:
     """Ask the model for a rating; never raises an LLMError (a lost rating changes nothing)."""
-    request = ChatRequest(
-        messages=tuple(
-            build_rating_messages(character, history, members, history_length=history_length)
-        ),
-        profile=profile,
-        schema=RATING_SCHEMA,
+    result = await calls.structured(
+        model,
+        build_rating_messages(character, history, members, history_length=history_length),
+        profile,
+        RATING_SCHEMA,
+        check=_problems,
+        max_attempts=1,
+        policy=retry,
         schema_name=RATING_SCHEMA_NAME,
+        what="rating",
     )
+    if isinstance(result, calls.Failure):
+        what = "answer unusable" if result.kind == "invalid" else "call failed"
+        return RatingResult(None, result.record, f"rating {what}: {result.detail}")
+    return RatingResult(parse_rating(result.value), result.record)
+
+
+def _problems(value: Any) -> list[str]:
     try:
-        completion = await model.complete(request)
-    except StructuredOutputError as error:
-        record = CallRecord.of(request, error.completion) if error.completion else None
-        return RatingResult(None, record, f"rating answer unusable: {error}")
-    except LLMError as error:
-        return RatingResult(None, None, f"rating call failed: {type(error).__name__}: {error}")
-    record = CallRecord.of(request, completion)
-    value = completion.parsed
-    try:
-        if value is None:
-            value = parse_structured(completion.text, RATING_SCHEMA)
-        return RatingResult(parse_rating(value), record)
-    except (StructuredOutputError, ValueError) as error:
-        return RatingResult(None, record, f"rating answer unusable: {error}")
+        parse_rating(value)
+    except ValueError as exc:
+        return [str(exc)]
+    return []

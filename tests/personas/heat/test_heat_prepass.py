@@ -7,6 +7,7 @@ import json
 import pytest
 from heat_cast import ANN, BOB, CARA, CAST, chat
 
+from personaweb.llm.calls import NO_RETRY
 from personaweb.llm.scripted import ScriptedChatModel
 from personaweb.llm.types import LLMProfile, LLMTimeout
 from personaweb.personas.heat import (
@@ -203,9 +204,12 @@ async def test_an_answer_off_the_schema_is_silent() -> None:
     assert record is not None
 
 
-async def test_a_failed_call_is_silent_and_has_no_record() -> None:
+async def test_a_failed_call_is_silent_and_keeps_its_prompt() -> None:
     model = ScriptedChatModel(LLMTimeout("took too long"))
-    decision, record = await run_prepass(model, PROFILE, ANN, chat((USER, "hi?")), CAST)
+    decision, record = await run_prepass(
+        model, PROFILE, ANN, chat((USER, "hi?")), CAST, retry=NO_RETRY
+    )
     assert not decision.speak
     assert decision.reason == "pre-pass call failed, staying silent: LLMTimeout: took too long"
-    assert record is None
+    # No answer came, but the inspector can still show what was asked.
+    assert record is not None and record.response_text == "" and record.messages
