@@ -43,6 +43,7 @@ class ScriptError(BaseException):
     failed node, and a test double's own error must never pass through it as a "handled"
     failure. This one escapes every `except Exception` and fails the test."""
 
+
 _CHUNK = re.compile(r"\S+\s*|\s+")
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from personaweb.llm.types import LLMProfile
-from personaweb.personas.delegating import CodePersona, DelegatingPersona
+from personaweb.personas.delegating import INBOUND, CodePersona, DelegatingPersona, Move, Plan
 from personaweb.personas.persona import BasicPersona, ResponseDrivenPersona
 from personaweb.personas.proposal import ProposedResponse
 from personaweb.personas.state import Event, EventKind
@@ -190,6 +190,7 @@ def nested_strategy(
         "orchestrator",
         instructions=instructions,
         allow_pass=can_pass,
+        plan=NESTED_PLAN_WITH_PASS if can_pass else NESTED_PLAN,
         children=[_responder(character, profile, can_pass), _rewriter(character, profile)],
         description=f"Produces {character.name}'s next line.",
         profile=LLMProfile(
@@ -197,6 +198,19 @@ def nested_strategy(
         ),
         display_name=character.name,
     )
+
+
+NESTED_PLAN = Plan(
+    steps=(
+        (Move(Action.DELEGATE, "responder", relay=INBOUND),),
+        (Move(Action.DELEGATE, "style_rewriter", relay="responder"),),
+        (Move(Action.REPLY, relay="style_rewriter"),),
+    )
+)
+"""What the nested orchestrator is told to do, as moves: the message to the responder, the
+responder's line to the rewriter, and the rewritten line to the caller, each unchanged."""
+NESTED_PLAN_WITH_PASS = Plan(steps=NESTED_PLAN.steps, after_pass=(Move(Action.PASS),))
+"""The same in a group chat, where a responder that chooses not to answer ends the turn."""
 
 
 def parse_alignment(text: str) -> dict[str, Any] | None:

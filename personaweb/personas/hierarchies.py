@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from personaweb.llm.types import LLMProfile
-from personaweb.personas.delegating import DelegatingPersona, LoopPersona
+from personaweb.personas.delegating import DelegatingPersona, LoopPersona, Move, Plan
 from personaweb.personas.dialogue import (
     STRATEGIES,
     CharacterLike,
@@ -18,6 +18,7 @@ from personaweb.personas.dialogue import (
     dialogue_hierarchy,
 )
 from personaweb.personas.persona import BasicPersona, ResponseDrivenPersona
+from personaweb.personas.tree import Action
 
 
 def code_hierarchy(
@@ -87,11 +88,23 @@ def code_hierarchy(
         description="Leads the coding team.",
         profile=LLMProfile(model=base.model, temperature=0.2, max_tokens=600),
         display_name="Lead",
+        plan=CODE_PLAN,
     )
     if profiles:
         lead.with_profiles(dict(profiles))
     return lead
 
+
+CODE_PLAN = Plan(
+    steps=(
+        (Move(Action.DELEGATE, "planner"),),
+        (Move(Action.DELEGATE, "coder"),),
+        (Move(Action.DELEGATE, "reviewer"),),
+        # A real choice: ship it, or send the review back to the coder.
+        (Move(Action.REPLY), Move(Action.DELEGATE, "coder")),
+    )
+)
+"""The lead's expected moves; the messages are the model's own."""
 
 HIERARCHIES = ("dialogue", "code")
 __all__ = ["HIERARCHIES", "STRATEGIES", "build_hierarchy", "code_hierarchy", "dialogue_hierarchy"]

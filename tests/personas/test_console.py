@@ -28,7 +28,7 @@ def make_chat(model: ScriptedChatModel, inputs: list[str], save: Path | None = N
         except StopIteration:
             raise EOFError from None
 
-    engine = Engine(make(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    engine = Engine(make(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW, guided=False))
     chat = ConsoleChat(engine, read=read, write=out.append, save_to=save, meta={"character": "x"})
     return chat, out
 
@@ -84,7 +84,7 @@ async def test_replay_from_a_saved_step_with_new_feedback(tmp_path: Path) -> Non
         "That is no business of thine.",
         decide("reply", "caller", "That is no business of thine."),
     )
-    engine = Engine(make(SARA), store, model)  # autonomous
+    engine = Engine(make(SARA), store, model, RunConfig(guided=False))  # autonomous
     out: list[str] = []
     replay = ConsoleChat(engine, read=lambda _p: "q", write=out.append, save_to=save)
     await replay.replay(f"#{responder.seq}", "be rude")

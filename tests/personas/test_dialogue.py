@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 
 from personaweb.llm.scripted import ScriptedChatModel
-from personaweb.personas import Engine, MemoryStore, NodeKind, SimpleCharacter, dialogue_hierarchy
+from personaweb.personas import (
+    Engine,
+    MemoryStore,
+    NodeKind,
+    RunConfig,
+    SimpleCharacter,
+    dialogue_hierarchy,
+)
 from personaweb.personas.dialogue import LinearDialoguePersona
 
 JON = SimpleCharacter(
@@ -26,7 +33,9 @@ async def test_single_strategy_is_one_call_with_the_whole_sheet() -> None:
     model = ScriptedChatModel()
     model.enqueue("Bro, who even are you?")
     root = dialogue_hierarchy(JON, strategy="single")
-    leaf = await Engine(root, MemoryStore(), model).run_autonomous("Hi, I'm Joe.")
+    leaf = await Engine(root, MemoryStore(), model, RunConfig(guided=False)).run_autonomous(
+        "Hi, I'm Joe."
+    )
     model.assert_complete()
     assert leaf.persona == "character" and leaf.content == "Bro, who even are you?"
     system = model.calls[0].messages[0].content
@@ -50,7 +59,7 @@ async def test_linear_runs_responder_rewriter_then_alignment_by_code() -> None:
         "pipeline/style_rewriter",
         "pipeline/alignment",
     ]
-    engine = Engine(root, MemoryStore(), model)
+    engine = Engine(root, MemoryStore(), model, RunConfig(guided=False))
     leaf = await engine.run_autonomous("Hi")
     model.assert_complete()
     assert leaf.persona == "pipeline" and leaf.content == "Yo bro."
@@ -67,7 +76,9 @@ async def test_linear_runs_responder_rewriter_then_alignment_by_code() -> None:
 
 async def test_linear_alignment_looks_at_the_last_five_lines_and_steers_on_drift() -> None:
     model = ScriptedChatModel()
-    engine = Engine(dialogue_hierarchy(JON, strategy="linear"), MemoryStore(), model)
+    engine = Engine(
+        dialogue_hierarchy(JON, strategy="linear"), MemoryStore(), model, RunConfig(guided=False)
+    )
     leaf = None
     for turn in range(1, 7):
         drifting = turn == 6
@@ -109,7 +120,9 @@ async def test_nested_hierarchy_has_orchestrator_responder_and_rewriter() -> Non
 async def test_an_alignment_checker_that_never_answers_validly_fails_visibly() -> None:
     model = ScriptedChatModel()
     model.enqueue("raw", "styled", "nonsense", "more nonsense", "{}")
-    engine = Engine(dialogue_hierarchy(JON, strategy="linear"), MemoryStore(), model)
+    engine = Engine(
+        dialogue_hierarchy(JON, strategy="linear"), MemoryStore(), model, RunConfig(guided=False)
+    )
     leaf = await engine.run_autonomous("hi")
     # The checker failed three times: a visible failed node, not a crash.
     assert leaf.kind is NodeKind.ERROR and leaf.persona == "pipeline/alignment"

@@ -64,7 +64,7 @@ def script_dialogue_turn(model: ScriptedChatModel, raw: str, styled: str) -> Non
 async def test_autonomous_dialogue_run_goes_through_both_children() -> None:
     model = ScriptedChatModel()
     script_dialogue_turn(model, "I am Sara.", "Sara am I, and none other.")
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model)
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(guided=False))
 
     leaf = await engine.run_autonomous("I am Joe. Who are you?")
 
@@ -88,7 +88,7 @@ async def test_the_rewriter_is_stateless_and_sees_sample_lines_only() -> None:
     model = ScriptedChatModel()
     script_dialogue_turn(model, "First raw.", "First styled.")
     script_dialogue_turn(model, "Second raw.", "Second styled.")
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model)
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(guided=False))
     leaf = await engine.run_autonomous("Hello")
     await engine.run_autonomous("Again", parent_id=leaf.id)
 
@@ -109,7 +109,9 @@ async def test_the_rewriter_is_stateless_and_sees_sample_lines_only() -> None:
 async def test_review_mode_stops_at_each_proposal_and_approval_moves_on() -> None:
     model = ScriptedChatModel()
     script_dialogue_turn(model, "raw", "styled")
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    engine = Engine(
+        dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW, guided=False)
+    )
     inbound = await engine.send("hi")
     leaf = await engine.advance(inbound.id)
     assert leaf.kind is NodeKind.PROPOSAL and leaf.status is NodeStatus.PROPOSED
@@ -127,7 +129,9 @@ async def test_review_mode_stops_at_each_proposal_and_approval_moves_on() -> Non
 async def test_feedback_to_a_child_makes_it_propose_again_with_the_feedback() -> None:
     model = ScriptedChatModel()
     model.enqueue(decide("delegate", "responder", "Answer: hello"), "Hello there, friend.")
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    engine = Engine(
+        dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW, guided=False)
+    )
     inbound = await engine.send("hello")
     first = await engine.advance(inbound.id)
     child = await engine.process_proposed_response(first.id)
@@ -147,7 +151,9 @@ async def test_feedback_to_a_child_makes_it_propose_again_with_the_feedback() ->
 async def test_reject_makes_the_persona_try_again_knowing_it_was_rejected() -> None:
     model = ScriptedChatModel()
     model.enqueue(decide("delegate", "responder", "go"), "Bad line.", "Better line.")
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    engine = Engine(
+        dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW, guided=False)
+    )
     leaf = await engine.advance((await engine.send("hi")).id)
     child = await engine.process_proposed_response(leaf.id)
     assert child is not None
@@ -160,7 +166,7 @@ async def test_reject_makes_the_persona_try_again_knowing_it_was_rejected() -> N
 async def test_an_applied_node_refuses_approve_and_reject() -> None:
     model = ScriptedChatModel()
     script_dialogue_turn(model, "raw", "styled")
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model)
+    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(guided=False))
     leaf = await engine.run_autonomous("hi")
     state = await engine.state(leaf.id)
     applied = next(n for n in state.path if n.kind is NodeKind.PROPOSAL)
@@ -174,7 +180,7 @@ async def test_replay_from_a_middle_step_keeps_the_old_branch() -> None:
     model = ScriptedChatModel()
     script_dialogue_turn(model, "I am Sara.", "Sara am I.")
     store = MemoryStore()
-    engine = Engine(dialogue_hierarchy(SARA), store, model)
+    engine = Engine(dialogue_hierarchy(SARA), store, model, RunConfig(guided=False))
     old_leaf = await engine.run_autonomous("Who are you?")
     old_path = await store.path(old_leaf.id)
     responder_line = next(n for n in old_path if n.persona.endswith("responder") and n.is_proposal)
@@ -202,7 +208,9 @@ async def test_replay_from_a_middle_step_keeps_the_old_branch() -> None:
 async def test_edit_replaces_a_proposal_and_the_run_continues_with_it() -> None:
     model = ScriptedChatModel()
     model.enqueue(decide("delegate", "responder", "go"), "Plain line.")
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    engine = Engine(
+        dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW, guided=False)
+    )
     leaf = await engine.advance((await engine.send("hi")).id)
     child = await engine.process_proposed_response(leaf.id)
     assert child is not None
@@ -228,7 +236,7 @@ async def test_three_level_nesting_in_the_code_hierarchy() -> None:
         "Looks fine. Ready to ship.",
         decide("reply", "caller", "def add(a, b): return a + b -- ready"),
     )
-    engine = Engine(code_hierarchy(), MemoryStore(), model)
+    engine = Engine(code_hierarchy(), MemoryStore(), model, RunConfig(guided=False))
     leaf = await engine.run_autonomous("Write add(a, b)")
     model.assert_complete()
     state = await engine.state(leaf.id)
@@ -255,7 +263,7 @@ def deep_chain(depth: int) -> DelegatingPersona:
 async def test_maximum_depth_fails_visibly() -> None:
     model = ScriptedChatModel()
     model.enqueue(decide("delegate", "c2", "x"), decide("delegate", "c3", "x"))
-    engine = Engine(deep_chain(3), MemoryStore(), model, RunConfig(max_depth=2))
+    engine = Engine(deep_chain(3), MemoryStore(), model, RunConfig(max_depth=2, guided=False))
     leaf = await engine.run_autonomous("go")
     assert leaf.kind is NodeKind.ERROR and leaf.status is NodeStatus.FAILED
     assert "limit is 2" in leaf.content
@@ -269,7 +277,7 @@ async def test_maximum_steps_fails_visibly() -> None:
     root = DelegatingPersona(
         "boss", instructions="x", children=[BasicPersona("worker", system_prompt="w")]
     )
-    engine = Engine(root, MemoryStore(), model, RunConfig(max_steps=9))
+    engine = Engine(root, MemoryStore(), model, RunConfig(max_steps=9, guided=False))
     leaf = await engine.run_autonomous("go")
     assert leaf.kind is NodeKind.ERROR and "limit of 9 steps" in leaf.content
 
@@ -287,7 +295,9 @@ async def test_maximum_steps_fails_visibly() -> None:
 async def test_malformed_orchestrator_output_is_re_asked_then_recovers(bad: str) -> None:
     model = ScriptedChatModel()
     model.enqueue(bad, decide("delegate", "responder", "ok"))
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    engine = Engine(
+        dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW, guided=False)
+    )
     leaf = await engine.advance((await engine.send("hi")).id)
     assert leaf.status is NodeStatus.PROPOSED and leaf.target == "responder"
     assert leaf.call is not None and len(leaf.call.attempts) == 1
@@ -298,7 +308,9 @@ async def test_malformed_orchestrator_output_is_re_asked_then_recovers(bad: str)
 async def test_malformed_output_every_time_becomes_a_failed_node_and_retry_works() -> None:
     model = ScriptedChatModel()
     model.enqueue("nope", "still nope", '{"action": "delegate", "to": "ghost", "message": "x"}')
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    engine = Engine(
+        dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW, guided=False)
+    )
     leaf = await engine.advance((await engine.send("hi")).id)
     assert leaf.kind is NodeKind.ERROR and leaf.status is NodeStatus.FAILED
     assert "after 3 attempts" in leaf.content
@@ -316,7 +328,9 @@ async def test_a_timeout_is_retried_then_becomes_a_failed_node_not_a_crash() -> 
     model = ScriptedChatModel()
     timeout = LLMTimeout("took too long")
     model.enqueue(decide("delegate", "responder", "go"), timeout, timeout, timeout)
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(retry=NO_WAIT))
+    engine = Engine(
+        dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(retry=NO_WAIT, guided=False)
+    )
     leaf = await engine.run_autonomous("hi")
     assert leaf.kind is NodeKind.ERROR and "LLMTimeout" in leaf.content
     assert "after 3 tries" in leaf.content
@@ -333,7 +347,7 @@ async def test_stateless_resumption_gives_the_same_tree() -> None:
         return model
 
     # Uninterrupted.
-    full = Engine(dialogue_hierarchy(SARA), MemoryStore(), script())
+    full = Engine(dialogue_hierarchy(SARA), MemoryStore(), script(), RunConfig(guided=False))
     leaf = await full.run_autonomous("first")
     leaf = await full.run_autonomous("second", parent_id=leaf.id)
     assert isinstance(full.store, MemoryStore)
@@ -341,7 +355,7 @@ async def test_stateless_resumption_gives_the_same_tree() -> None:
 
     # Interrupted after a few steps, exported, imported into fresh objects, continued.
     model = script()
-    first = Engine(dialogue_hierarchy(SARA), MemoryStore(), model)
+    first = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(guided=False))
     current = await first.send("first")
     for _ in range(4):
         changed = await first.step(current.id)
@@ -351,7 +365,7 @@ async def test_stateless_resumption_gives_the_same_tree() -> None:
     saved = export_tree(first.store.all())
 
     nodes, _meta = import_tree(saved)
-    second = Engine(dialogue_hierarchy(SARA), MemoryStore(nodes), model)
+    second = Engine(dialogue_hierarchy(SARA), MemoryStore(nodes), model, RunConfig(guided=False))
     leaf = await second.advance(current.id)
     leaf = await second.run_autonomous("second", parent_id=leaf.id)
     model.assert_complete()
@@ -362,7 +376,9 @@ async def test_stateless_resumption_gives_the_same_tree() -> None:
 async def test_a_new_message_is_refused_while_a_proposal_waits() -> None:
     model = ScriptedChatModel()
     model.enqueue(decide("delegate", "responder", "go"))
-    engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    engine = Engine(
+        dialogue_hierarchy(SARA), MemoryStore(), model, RunConfig(mode=Mode.REVIEW, guided=False)
+    )
     leaf = await engine.advance((await engine.send("hi")).id)
     with pytest.raises(ActionRefused):
         await engine.send("hello?", parent_id=leaf.id)
@@ -372,7 +388,9 @@ async def test_breakpoints_stop_only_at_the_chosen_persona() -> None:
     model = ScriptedChatModel()
     script_dialogue_turn(model, "raw", "styled")
     config = RunConfig(
-        mode=Mode.BREAKPOINTS, breakpoints=frozenset({"orchestrator/style_rewriter"})
+        mode=Mode.BREAKPOINTS,
+        breakpoints=frozenset({"orchestrator/style_rewriter"}),
+        guided=False,
     )
     engine = Engine(dialogue_hierarchy(SARA), MemoryStore(), model, config)
     leaf = await engine.advance((await engine.send("hi")).id)
@@ -394,7 +412,7 @@ async def test_each_persona_uses_its_own_profile() -> None:
             "orchestrator/style_rewriter": LLMProfile(model="small", temperature=0.3),
         },
     )
-    await Engine(root, MemoryStore(), model).run_autonomous("hi")
+    await Engine(root, MemoryStore(), model, RunConfig(guided=False)).run_autonomous("hi")
     used = {(c.profile.model, c.profile.temperature) for c in model.calls}
     assert ("big", 1.1) in used and ("small", 0.3) in used
 
@@ -403,7 +421,7 @@ async def test_oversized_input_is_refused_and_nothing_is_written() -> None:
     from personaweb.personas.engine import MAX_INPUT_CHARS
 
     store = MemoryStore()
-    engine = Engine(dialogue_hierarchy(SARA), store, ScriptedChatModel())
+    engine = Engine(dialogue_hierarchy(SARA), store, ScriptedChatModel(), RunConfig(guided=False))
     with pytest.raises(ActionRefused, match="too long"):
         await engine.send("x" * (MAX_INPUT_CHARS + 1))
     assert store.all() == []
@@ -414,7 +432,7 @@ async def test_a_guard_rail_failure_offers_no_retry() -> None:
 
     model = ScriptedChatModel()
     model.enqueue(decide("delegate", "c2", "x"), decide("delegate", "c3", "x"))
-    engine = Engine(deep_chain(3), MemoryStore(), model, RunConfig(max_depth=2))
+    engine = Engine(deep_chain(3), MemoryStore(), model, RunConfig(max_depth=2, guided=False))
     leaf = await engine.run_autonomous("go")
     assert allowed_actions(leaf, has_children=False) == frozenset()
     with pytest.raises(ActionRefused):
@@ -426,7 +444,12 @@ async def test_a_persona_bug_becomes_a_failed_node_not_a_stuck_run() -> None:
         async def propose(self, ctx):  # type: ignore[no-untyped-def]
             return 1 / 0  # a real bug in a persona
 
-    engine = Engine(Broken("broken", system_prompt="x"), MemoryStore(), ScriptedChatModel())
+    engine = Engine(
+        Broken("broken", system_prompt="x"),
+        MemoryStore(),
+        ScriptedChatModel(),
+        RunConfig(guided=False),
+    )
     leaf = await engine.run_autonomous("hi")
     assert leaf.kind is NodeKind.ERROR and leaf.status is NodeStatus.FAILED
     assert "ZeroDivisionError" in leaf.content
@@ -441,12 +464,14 @@ async def test_a_loop_redirected_to_its_checker_replies_with_the_verdict() -> No
     model = ScriptedChatModel()
     model.enqueue(decide("delegate", "coder", "Write add"), "APPROVED")
     model.enqueue(decide("reply", "caller", "Done: APPROVED"))
-    engine = Engine(code_hierarchy(), MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    engine = Engine(
+        code_hierarchy(), MemoryStore(), model, RunConfig(mode=Mode.REVIEW, guided=False)
+    )
     leaf = await engine.advance((await engine.send("Write add")).id)
     coder = await engine.process_proposed_response(leaf.id)  # lead -> coder, coder proposes
     assert coder is not None and coder.persona == "lead/coder"
     edited = await engine.edit(coder.id, "Check this", target="tester")
-    engine.config = RunConfig(mode=Mode.AUTONOMOUS)
+    engine.config = RunConfig(mode=Mode.AUTONOMOUS, guided=False)
     end = await engine.advance(edited.id)
     path = await engine.store.path(end.id)
     assert not [n for n in path if n.status in (NodeStatus.PENDING, NodeStatus.STREAMING)]

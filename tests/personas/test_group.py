@@ -50,7 +50,9 @@ def by_speaker(replies: dict[str, str]) -> Callable[[ChatRequest], str]:
 
 def engine_for(settings: GroupSettings, model: ScriptedChatModel, strategy: str = "single"):
     root = group_hierarchy(CAST, settings, strategy=strategy)
-    return Engine(root, MemoryStore(), model, RunConfig(max_steps=400), clock=ticking())
+    return Engine(
+        root, MemoryStore(), model, RunConfig(max_steps=400, guided=False), clock=ticking()
+    )
 
 
 async def test_a_three_character_chat_quiets_down_by_itself() -> None:
@@ -94,7 +96,7 @@ async def test_a_group_turn_shows_three_levels() -> None:
         GroupSettings(order=TurnOrder.MANUAL),
         strategy="nested",
     )
-    engine = Engine(root, MemoryStore(), model, clock=ticking())
+    engine = Engine(root, MemoryStore(), model, RunConfig(guided=False), clock=ticking())
     inbound = await engine.send("Ann, hello!", data={"speaker": "ann"})
     leaf = await engine.advance(inbound.id)
     model.assert_complete()
@@ -172,7 +174,7 @@ async def test_prepass_decisions_carry_their_calls_and_bad_json_is_silence() -> 
     model.default = answer
     settings = GroupSettings(policy=PolicySettings(default=ReplyPolicy.PREPASS), turn_cap=1)
     root = group_hierarchy([("ann", ANN), ("bob", BOB)], settings, strategy="single")
-    engine = Engine(root, MemoryStore(), model, clock=ticking())
+    engine = Engine(root, MemoryStore(), model, RunConfig(guided=False), clock=ticking())
     leaf = await engine.run_autonomous("Can someone help me?")
     state = await engine.state(leaf.id)
     first = [n for n in state.path if n.kind is NodeKind.DECISION][:2]
@@ -188,7 +190,7 @@ async def test_null_action_pass_is_a_visible_silent_choice() -> None:
     model.default = by_speaker({"Ann Archer": "[pass]", "Bob Baker": "[pass]"})
     settings = GroupSettings(policy=PolicySettings(default=ReplyPolicy.NULL_ACTION))
     root = group_hierarchy([("ann", ANN), ("bob", BOB)], settings, strategy="single")
-    engine = Engine(root, MemoryStore(), model, clock=ticking())
+    engine = Engine(root, MemoryStore(), model, RunConfig(guided=False), clock=ticking())
     leaf = await engine.run_autonomous("Nice weather.")
     path = await engine.store.path(leaf.id)
     passes = [n for n in path if n.persona.startswith("director/") and n.action is Action.PASS]
@@ -210,7 +212,7 @@ async def test_async_ratings_run_in_the_background_and_nudge_later_decisions() -
     book = RatingBook()
     settings = GroupSettings(policy=PolicySettings(default=ReplyPolicy.ASYNC_RATING), turn_cap=1)
     root = group_hierarchy([("ann", ANN), ("bob", BOB)], settings, strategy="single", ratings=book)
-    engine = Engine(root, MemoryStore(), model, clock=ticking())
+    engine = Engine(root, MemoryStore(), model, RunConfig(guided=False), clock=ticking())
     leaf = await engine.run_autonomous("Ann, are you there?")
     await book.settle()
     assert book.results  # rated after the message, off the reply path
@@ -269,7 +271,7 @@ async def test_natural_order_lets_the_talkative_go_first() -> None:
         # Ann is listed first and equally hot, but never volunteers; Bob always does.
         talkativeness={"ann": 0.0, "bob": 1.0},
     )
-    engine = Engine(root, MemoryStore(), model, clock=ticking())
+    engine = Engine(root, MemoryStore(), model, RunConfig(guided=False), clock=ticking())
     leaf = await engine.run_autonomous("What does everyone think?")
     state = await engine.state(leaf.id)
     spoken = [t.speaker for t in state.transcript if t.speaker != "user" and t.text]
@@ -282,7 +284,9 @@ async def test_a_reviewer_can_reject_or_redirect_the_directors_choice() -> None:
     model = ScriptedChatModel()
     model.default = by_speaker({"Ann Archer": "Ann here.", "Bob Baker": "Bob here."})
     root = group_hierarchy([("ann", ANN), ("bob", BOB)], GroupSettings(turn_cap=1))
-    engine = Engine(root, MemoryStore(), model, RunConfig(mode=Mode.REVIEW), clock=ticking())
+    engine = Engine(
+        root, MemoryStore(), model, RunConfig(mode=Mode.REVIEW, guided=False), clock=ticking()
+    )
     first = await engine.advance((await engine.send("Ann and Bob, hello!")).id)
     assert first.persona == "director" and first.action is Action.DELEGATE
     picked = first.target
