@@ -76,6 +76,7 @@ def llm_server(monkeypatch) -> Iterator[ScriptedOpenAIServer]:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("PERSONAWEB_MODEL", "scripted-model")
         yield server
+        server.assert_no_script_errors()
 
 
 @pytest.fixture
@@ -177,6 +178,7 @@ def group_llm(monkeypatch) -> Iterator[ScriptedOpenAIServer]:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("PERSONAWEB_MODEL", "scripted-model")
         yield server
+        server.assert_no_script_errors()
 
 
 @pytest.fixture

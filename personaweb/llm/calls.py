@@ -256,7 +256,10 @@ async def _send(
             if learned or error.window is None:
                 raise
             learned = True
-            fitted = await call.fit(messages, window=error.window)
+            refitted = await call.fit(messages, window=error.window)
+            if refitted == fitted:
+                raise  # it fits the window the server named: resending would change nothing
+            fitted = refitted
             call.attempts.append(call.record(request).attempt_summary(str(error)))
         except LLMError as error:
             if not await call.wait_before_retry(error, tries):

@@ -28,10 +28,22 @@ from dataclasses import dataclass, field
 from personaweb.llm.schema import apply_schema
 from personaweb.llm.types import ChatRequest, Completion, LLMProfile, StreamChunk
 
-__all__ = ["Reply", "ScriptError", "ScriptedChatModel", "split_for_streaming"]
+__all__ = ["Reply", "Said", "ScriptError", "ScriptedChatModel", "split_for_streaming"]
 
-Reply = str | BaseException | Callable[[ChatRequest], str]
-"""A scripted reply: the text, an exception to raise, or a function of the request."""
+
+@dataclass(frozen=True)
+class Said:
+    """A reply with a finish reason other than "stop" (e.g. "length": cut by max_tokens)."""
+
+    text: str
+    """What the model says."""
+    finish_reason: str | None = "stop"
+    """Why it stopped; None streams the text and then ends without a finish reason."""
+
+
+Reply = str | Said | BaseException | Callable[[ChatRequest], str]
+"""A scripted reply: the text, a text with a finish reason, an exception to raise, or a
+function of the request."""
 
 Predicate = Callable[[ChatRequest], bool]
 
@@ -127,14 +139,15 @@ class ScriptedChatModel:
 
     async def complete(self, request: ChatRequest) -> Completion:
         started = time.perf_counter()
-        text = self._next_text(request)
-        chunks = split_for_streaming(text)
-        return apply_schema(request, self._completion(request, text, len(chunks), started))
+        said = self._next_text(request)
+        chunks = split_for_streaming(said.text)
+        completion = self._completion(request, said, len(chunks), started)
+        return apply_schema(request, completion)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         started = time.perf_counter()
-        text = self._next_text(request)
-        chunks = split_for_streaming(text)
+        said = self._next_text(request)
+        chunks = split_for_streaming(said.text)
         for piece in chunks:
             if self.stream_delay_s:
                 await asyncio.sleep(self.stream_delay_s)
@@ -142,8 +155,8 @@ class ScriptedChatModel:
                 # Yield control anyway so concurrent tasks interleave like over a network.
                 await asyncio.sleep(0)
             yield StreamChunk(delta=piece)
-        completion = apply_schema(request, self._completion(request, text, len(chunks), started))
-        yield StreamChunk(completion=completion)
+        completion = self._completion(request, said, len(chunks), started)
+        yield StreamChunk(completion=apply_schema(request, completion))
 
     async def context_window(self, profile: LLMProfile) -> int | None:
         return profile.context_tokens or self.window
@@ -153,16 +166,18 @@ class ScriptedChatModel:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _next_text(self, request: ChatRequest) -> str:
+    def _next_text(self, request: ChatRequest) -> Said:
         with self._lock:
             self.calls.append(request)
             reply = self._take(request)
         if isinstance(reply, BaseException):
             raise reply
+        if isinstance(reply, Said):
+            return reply
         text = reply(request) if callable(reply) else reply
         if not isinstance(text, str):
             raise ScriptError(f"a scripted reply must produce str, got {type(text).__name__}")
-        return text
+        return Said(text)
 
     def _take(self, request: ChatRequest) -> Reply:
         for route in self._routes:
@@ -181,15 +196,15 @@ class ScriptedChatModel:
         )
 
     def _completion(
-        self, request: ChatRequest, text: str, n_chunks: int, started: float
+        self, request: ChatRequest, said: Said, n_chunks: int, started: float
     ) -> Completion:
         prompt_words = sum(len(m.content.split()) for m in request.messages)
         return Completion(
-            text=text,
+            text=said.text,
             model=request.profile.model or self.model_name,
             prompt_tokens=prompt_words,
             completion_tokens=n_chunks,
-            finish_reason="stop",
+            finish_reason=said.finish_reason,
             latency_s=time.perf_counter() - started,
             endpoint="scripted://",
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -38,7 +39,7 @@ from typing import Any, Literal
 
 from personaweb.llm.scripted import split_for_streaming
 
-__all__ = ["Delayed", "ScriptedOpenAIServer", "ServerError", "ServerReply"]
+__all__ = ["Broken", "Delayed", "ScriptedOpenAIServer", "ServerError", "ServerReply"]
 
 Dialect = Literal["openai", "llamacpp"]
 
@@ -65,8 +66,35 @@ class Delayed:
     """What to answer after the wait."""
 
 
-ServerReply = str | ServerError | Delayed | Callable[[dict[str, Any]], "str | ServerError"]
-"""Text, an error, a delayed reply, or a function of the request JSON."""
+@dataclass(frozen=True)
+class Broken:
+    """A reply that breaks the protocol the way real servers and networks do.
+
+    - `cut_after=N`: after N text chunks the server stops: `cut="close"` ends the response as
+      if it were complete (no finish reason, no [DONE]), `cut="reset"` resets the TCP
+      connection. For a non-streamed request the body is cut the same way.
+    - `finish=None`: every chunk arrives, then [DONE], but no finish reason ever does.
+    - `finish="length"`: the reply says it was cut by max_tokens.
+    - `usage=False`: no usage, even when the client asks for it (openai dialect).
+    """
+
+    text: str
+    """What the server starts to say."""
+    finish: str | None = "stop"
+    """The finish reason sent (None: none; "": what a real server would say, "length" when
+    the text reaches max_tokens)."""
+    cut_after: int | None = None
+    """Text chunks sent before the cut (None: no cut)."""
+    cut: Literal["close", "reset"] = "close"
+    """How the connection ends at the cut."""
+    usage: bool = True
+    """Whether usage is reported."""
+
+
+ServerReply = (
+    str | ServerError | Delayed | Broken | Callable[[dict[str, Any]], "str | ServerError | Broken"]
+)
+"""Text, an error, a delayed reply, a broken reply, or a function of the request JSON."""
 
 
 class ScriptedOpenAIServer:
@@ -94,6 +122,9 @@ class ScriptedOpenAIServer:
         """JSON bodies of every chat-completion request, in arrival order."""
         self.unexpected = 0
         """Chat requests that found neither a scripted reply nor a responder."""
+        self.script_errors: list[str] = []
+        """Mistakes in the script itself (a responder that returned the wrong type, ...).
+        A test must fail on them: `assert_complete` and the test fixtures check."""
         self._queue: deque[ServerReply] = deque()
         self._lock = threading.Lock()
         # Set on stop so that handlers sleeping in a Delayed reply wake up at once.
@@ -168,11 +199,18 @@ class ScriptedOpenAIServer:
 
     def assert_complete(self) -> None:
         """Fail if scripted replies were left unused or requests came unscripted."""
+        self.assert_no_script_errors()
         if self.pending or self.unexpected:
             raise AssertionError(
                 f"ScriptedOpenAIServer: {self.pending} scripted repl(ies) unused, "
                 f"{self.unexpected} unexpected request(s)"
             )
+
+    def assert_no_script_errors(self) -> None:
+        """Fail if the script itself went wrong (its answer was a 500 the product saw as a
+        server error: that must not pass for product behaviour)."""
+        if self.script_errors:
+            raise AssertionError(f"ScriptedOpenAIServer script errors: {self.script_errors}")
 
     def _record(self, body: dict[str, Any]) -> None:
         with self._lock:
@@ -277,17 +315,27 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             reply = reply.reply
         if callable(reply):
-            reply = reply(body)
+            try:
+                reply = reply(body)
+            except Exception as exc:
+                self.scripted.script_errors.append(f"responder raised {type(exc).__name__}: {exc}")
+                self._send_json(500, _error_body(f"script error: {exc}", "script_error"))
+                return
         if isinstance(reply, ServerError):
             self._send_error(reply)
             return
-        if not isinstance(reply, str):
-            raise TypeError(f"a scripted reply must produce str, got {type(reply).__name__}")
+        if isinstance(reply, str):
+            reply = Broken(reply, finish="")
+        if not isinstance(reply, Broken):
+            problem = f"a scripted reply must produce str, got {type(reply).__name__}"
+            self.scripted.script_errors.append(problem)
+            self._send_json(500, _error_body(f"script error: {problem}", "script_error"))
+            return
         try:
             if body.get("stream"):
                 self._stream(body, reply)
             else:
-                self._send_json(200, self._completion_json(body, reply))
+                self._whole(body, reply)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout, cancelled stream): nothing left to tell it
 
@@ -318,6 +366,34 @@ class _Handler(BaseHTTPRequestHandler):
         pieces = len(split_for_streaming(text))
         return "length" if isinstance(max_tokens, int) and pieces >= max_tokens else "stop"
 
+    def _finish(self, body: dict[str, Any], reply: Broken) -> str | None:
+        # "" means: what a real server would say for this text and max_tokens.
+        return self._finish_reason(body, reply.text) if reply.finish == "" else reply.finish
+
+    def _whole(self, body: dict[str, Any], reply: Broken) -> None:
+        data = self._completion_json(body, reply.text)
+        data["choices"][0]["finish_reason"] = self._finish(body, reply)
+        if not reply.usage:
+            data.pop("usage")
+        if reply.cut_after is None:
+            self._send_json(200, data)
+            return
+        payload = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(payload[: len(payload) // 2])
+        self.wfile.flush()
+        self._hang_up(reply.cut)
+
+    def _hang_up(self, how: str) -> None:
+        if how == "reset":
+            # SO_LINGER 0: close() sends a RST instead of a FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.close()
+
     def _completion_json(self, body: dict[str, Any], text: str) -> dict[str, Any]:
         return {
             "id": "chatcmpl-scripted",
@@ -335,7 +411,8 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": self._usage(body, text),
         }
 
-    def _stream(self, body: dict[str, Any], text: str) -> None:
+    def _stream(self, body: dict[str, Any], reply: Broken) -> None:
+        text = reply.text
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -353,16 +430,22 @@ class _Handler(BaseHTTPRequestHandler):
             }
 
         self._event(chunk({"role": "assistant", "content": ""}, None))
-        for piece in split_for_streaming(text):
+        for index, piece in enumerate(split_for_streaming(text)):
+            if reply.cut_after is not None and index >= reply.cut_after:
+                self._hang_up(reply.cut)
+                return
             if self.scripted.chunk_delay_s and not self.scripted._sleep(
                 self.scripted.chunk_delay_s
             ):
                 return
             self._event(chunk({"content": piece}, None))
-        self._event(chunk({}, self._finish_reason(body, text)))
+        if reply.cut_after is not None:
+            self._hang_up(reply.cut)
+            return
+        self._event(chunk({}, self._finish(body, reply)))
 
         options = body.get("stream_options") or {}
-        if self.scripted.dialect == "openai" and options.get("include_usage"):
+        if self.scripted.dialect == "openai" and options.get("include_usage") and reply.usage:
             usage_chunk = chunk({}, None)
             usage_chunk["choices"] = []
             usage_chunk["usage"] = self._usage(body, text)

@@ -88,6 +88,10 @@ class ChatSession(models.Model):
         help_text="Group chats: reply policy, overrides, turn order, heat settings",
     )
     mode = models.CharField(max_length=20, choices=Mode, default=Mode.REVIEW)
+    guided = models.BooleanField(
+        default=True,
+        help_text="Orchestrators offer only the moves their plan allows (for small models)",
+    )
     breakpoints = models.JSONField(default=list, blank=True, help_text="Persona paths")
     profiles = models.JSONField(
         default=dict, blank=True, help_text="LLMProfile dicts by persona path"

@@ -141,6 +141,8 @@ class ShownLine:
     passed: bool
     silence: str = "(says nothing)"
     """What a pass reads as."""
+    truncated: bool = False
+    """The reply was cut off by the token limit."""
 
 
 def transcript_lines(
@@ -148,6 +150,7 @@ def transcript_lines(
     window: int = TRANSCRIPT_WINDOW,
     names: dict[str, str] | None = None,
     director: str = "",
+    truncated: frozenset[str] = frozenset(),
 ):
     """The last `window` lines, each under its speaker's name (a group chat's characters by
         their own names), and how many earlier lines were left out. A pass by a group's `director`
@@ -162,6 +165,7 @@ def transcript_lines(
             node_id=line.node_id,
             passed=line.passed,
             silence="(nobody else speaks)" if line.speaker == director else "(says nothing)",
+            truncated=line.node_id in truncated,
         )
         for line in lines[-window:]
     ]
@@ -189,6 +193,13 @@ class Panes:
     @property
     def active_leaf(self) -> Node | None:
         return self.path[-1] if self.path else None
+
+    @property
+    def waiting(self) -> str:
+        """The proposal waiting for a person's review on the active branch ('' if none)."""
+        if self.running or self.state is None or self.state.next.kind is not NextKind.REVIEW:
+            return ""
+        return self.state.next.node_id
 
     @property
     def can_send(self) -> bool:
@@ -239,8 +250,12 @@ def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = T
         path = [to_node(r) for r in path_rows(session.pk, path[-1].id, with_call=True)]
     state = derive(path, persona_root.path) if path else None
     rows, hidden = tree_rows(tree, path, window)
-    if session.hierarchy != "group":
-        attach_data(session.pk, [row.node for row in rows])
+    if session.hierarchy != "group" and state is not None:
+        spoken = {line.node_id for line in state.transcript[-TRANSCRIPT_WINDOW:]}
+        shown = {row.node.id: row.node for row in rows}
+        shown.update((n.id, n) for n in path if n.id in spoken)
+        attach_data(session.pk, list(shown.values()))
+    truncated = frozenset(n.id for n in path if n.data.get("truncated"))
     info = persona_root.describe()
     names = {i.path: i.display_name for _, i in info.walk()}
     group = None
@@ -250,7 +265,9 @@ def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = T
         )
         names.update(group.names)
     director = info.path if group is not None else ""
-    lines, lines_hidden = transcript_lines(state, names=names, director=director)
+    lines, lines_hidden = transcript_lines(
+        state, names=names, director=director, truncated=truncated
+    )
     return Panes(
         session=session,
         tree=tree,

@@ -118,6 +118,7 @@ def run_config_for(session: ChatSession) -> RunConfig:
         mode=Mode(session.mode),
         breakpoints=frozenset(session.breakpoints or []),
         max_steps=GROUP_MAX_STEPS if session.hierarchy == "group" else RunConfig.max_steps,
+        guided=session.guided,
     )
 
 

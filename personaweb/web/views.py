@@ -51,7 +51,15 @@ class AuthedRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-ACTIONS = ("approve", "reject", "feedback", "edit", "branch", "retry")
+ACTIONS = ("approve", "approve_turn", "reject", "feedback", "edit", "branch", "retry", "continue")
+"""What a person can do to a node (URL /n/<id>/<action>/). approve_turn approves the node and
+the rest of its turn; the engine's allowed_actions decides which apply to which node."""
+
+
+def _flag(post, name: str, default: bool = True) -> bool:
+    """A checkbox sent with a hidden "off" before it: the last value wins; absent: default."""
+    values = post.getlist(name)
+    return default if not values else values[-1] in ("on", "1", "true", "yes")
 
 
 def refuse(message: str, status: int = 409) -> HttpResponse:
@@ -193,6 +201,7 @@ def session_new(request: AuthedRequest) -> HttpResponse:
         hierarchy=hierarchy,
         strategy=strategy,
         mode=mode,
+        guided=_flag(request.POST, "guided"),
         profiles=profiles,
     )
     return redirect(session)
@@ -215,6 +224,9 @@ def session_page(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
     selected = request.GET.get("node", "")
     ctx = fragments.panes_context(session, window=_window(request), selected=selected)
+    if not selected and ctx["p"].waiting:
+        # Review mode: open the proposal that waits for this person.
+        selected = ctx["selected"] = ctx["p"].waiting
     ctx["ins"] = fragments.inspector_context(session, selected) if selected else None
     if session.hierarchy == Hierarchy.GROUP:
         ctx.update(groups.page_context(session))
@@ -295,7 +307,8 @@ def set_mode(request: AuthedRequest, pk: int) -> HttpResponse:
     breakpoints = [p for p in request.POST.getlist("breakpoints") if p in known]
     session.mode = mode
     session.breakpoints = breakpoints
-    session.save(update_fields=["mode", "breakpoints", "updated_at"])
+    session.guided = _flag(request.POST, "guided", session.guided)
+    session.save(update_fields=["mode", "breakpoints", "guided", "updated_at"])
     ctx = fragments.panes_context(session)
     return HttpResponse(fragments.render("runbar", ctx))
 
@@ -365,7 +378,8 @@ async def node_action(request: AuthedRequest, pk: int, node_id: str, action: str
         raise Http404("no such node")
     node, has_children = loaded
     # The same rule the engine applies: a forced post of a disabled button stops here.
-    if action not in allowed_actions(node, has_children):
+    needs = "approve" if action == "approve_turn" else action
+    if needs not in allowed_actions(node, has_children):
         detail = " and already has replies" if has_children else ""
         return refuse(
             f"cannot {action} this {node.kind.value} node: it is {node.status.value}{detail}"
@@ -389,6 +403,15 @@ async def node_action(request: AuthedRequest, pk: int, node_id: str, action: str
     async def advance(engine: Engine, leaf: Node) -> Node:
         return await engine.advance(leaf.id)
 
+    if len(text) > MAX_INPUT_CHARS or len(content) > MAX_INPUT_CHARS:
+        return refuse(f"the text is too long (at most {MAX_INPUT_CHARS:,} characters)", 400)
+
+    async def rest_of_turn(engine: Engine, approved: Node) -> Node:
+        return await engine.advance(approved.id, stop=False)
+
+    if action == "approve_turn":
+        return await _start(session, action, lambda e: e.approve(node_id), rest_of_turn)
+
     firsts = {
         "approve": lambda e: e.approve(node_id),
         "reject": lambda e: e.reject(node_id),
@@ -398,17 +421,21 @@ async def node_action(request: AuthedRequest, pk: int, node_id: str, action: str
     if action in firsts:
         return await _start(session, action, firsts[action], advance)
 
-    # branch and retry call the model at once, so that happens in the run; what would refuse
-    # them is checked first, so the refusal reaches this response and not only a flash.
+    # branch, retry and continue call the model at once, so that happens in the run; what
+    # would refuse them is checked first, so the refusal reaches this response, not a flash.
     async def check(engine: Engine) -> None:
         if action == "branch":
             await engine.check_branch(node_id, text or None)
+        elif action == "continue":
+            await engine.check_continue(node_id)
         else:
             await engine.check_retry(node_id)
 
     async def replay(engine: Engine, _none: None) -> Node:
         if action == "branch":
             new = await engine.branch(node_id, text or None)
+        elif action == "continue":
+            new = await engine.continue_reply(node_id)
         else:
             new = await engine.retry(node_id)
         return await engine.advance(new.id)

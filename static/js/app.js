@@ -117,6 +117,28 @@
     if (ins && ins.dataset.node) markSelected(ins.dataset.node);
   });
 
+  // Review mode: the proposal waiting for a person opens in the inspector as it appears, so
+  // `a` and `r` act on it at once. Not while someone is typing in the inspector.
+  var lastWaiting = null;
+  function typingIn(el) {
+    var active = document.activeElement;
+    return !!(el && active && el.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName));
+  }
+  function openWaiting() {
+    var bar = document.getElementById("runbar");
+    var waiting = bar ? bar.dataset.waiting : "";
+    if (!waiting || waiting === lastWaiting) return;
+    var ins = document.getElementById("inspector");
+    if (typingIn(ins)) return;
+    lastWaiting = waiting;
+    if (ins && ins.dataset.node === waiting) return;
+    markSelected(waiting);
+    inspect(waiting);
+  }
+  document.addEventListener("htmx:wsAfterMessage", openWaiting);
+  document.addEventListener("htmx:afterSettle", openWaiting);
+  document.addEventListener("DOMContentLoaded", openWaiting);
+
   // After a reconnect the server resyncs the panes; the inspector is ours to refresh.
   document.addEventListener("htmx:wsOpen", function () {
     var ins = document.getElementById("inspector");
@@ -148,8 +170,12 @@
       rows[i].scrollIntoView({ block: "nearest" });
       btn.click();
       e.preventDefault();
-    } else if (e.key === "a" || e.key === "r") {
-      var b = document.querySelector('#inspector button[data-key="' + e.key + '"]');
+    } else if (e.key === "a" || e.key === "r" || e.key === "A") {
+      // The inspected node's button; else the runbar's, for the proposal waiting for review.
+      var sel = 'button[data-key="' + e.key + '"]';
+      var b = document.querySelector("#inspector " + sel);
+      if (!b || b.disabled) b = document.querySelector("#runbar " + sel);
+      if (!b && e.key === "a") b = document.querySelector("#runbar button.approve");
       if (b && !b.disabled) {
         htmx.process(b);   // it may have been swapped in a moment ago, not yet wired up
         b.click();

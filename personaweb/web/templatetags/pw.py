@@ -65,3 +65,12 @@ def number(value, digits: int = 2) -> str:
         return f"{float(value):.{int(digits)}f}"
     except (TypeError, ValueError):
         return ""
+
+
+@register.filter
+def num(value) -> str:
+    """An integer with thousands separators (2,048), the same whatever the locale."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return ""
