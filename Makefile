@@ -74,6 +74,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_debugger.py
+	$(PY) bench/bench_guided.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

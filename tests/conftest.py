@@ -205,6 +205,32 @@ def make_cast() -> Callable[..., Any]:
     return make
 
 
+# --- the real embedded model ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def embedded_server() -> Iterator[Any]:
+    """One real embedded server for the whole session: the machine has two cores, and two
+    llama.cpp servers at once would slow each other down. Its start() proves a completion."""
+    from personaweb.llm.embedded import EmbeddedServer, embedded_available
+    from personaweb.llm.scripted_server import free_port
+
+    reason = embedded_available()
+    if reason is not None:
+        pytest.skip(f"embedded model not available: {reason}")
+    with EmbeddedServer(port=free_port()) as server:
+        yield server
+
+
+@pytest.fixture
+def embedded_env(monkeypatch, embedded_server) -> Any:
+    """The app pointed at the embedded server, as `make run` does with nothing configured."""
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "PERSONAWEB_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PERSONAWEB_EMBEDDED_PORT", str(embedded_server.port))
+    return embedded_server
+
+
 # --- a real browser, for every browser suite ------------------------------------------------------
 
 

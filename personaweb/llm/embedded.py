@@ -257,8 +257,10 @@ class EmbeddedServer:
         """Listen address; loopback by default, as the server has no authentication."""
         self.n_ctx = n_ctx
         """Context window in tokens."""
-        self.n_threads = n_threads
-        """Generation threads; None keeps llama.cpp's default (half the cores)."""
+        self.n_threads = n_threads or os.cpu_count() or 1
+        """Generation threads: every core by default (llama-cpp-python's default of half the
+        cores made replies a third slower on a 2-core machine, where the web process is idle
+        while the model generates)."""
         self.start_timeout_s = start_timeout_s
         """How long start() waits for the server to answer."""
         self.python = python
@@ -307,8 +309,7 @@ class EmbeddedServer:
             "--interrupt_requests",
             "False",
         ]
-        if self.n_threads is not None:
-            cmd += ["--n_threads", str(self.n_threads)]
+        cmd += ["--n_threads", str(self.n_threads)]
         return cmd
 
     @property

@@ -336,6 +336,12 @@ class OpenAIChatModel:
         return slot
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
+        params = self._base_params(request)
+        if request.profile.stop:
+            params["stop"] = list(request.profile.stop)[:4]  # OpenAI takes at most four
+        return params
+
+    def _base_params(self, request: ChatRequest) -> dict[str, Any]:
         return {
             "model": self._model(request),
             "messages": cast(Any, [m.to_dict() for m in request.messages]),

@@ -71,15 +71,17 @@ def validate(value: Any, schema: dict[str, Any]) -> list[str]:
 def parse_structured(text: str, schema: dict[str, Any]) -> Any:
     """Parse an LLM's structured reply and validate it against `schema`.
 
-    Tolerates surrounding whitespace and a Markdown code fence (```json ... ```), which small
-    models add even when asked not to. Raises StructuredOutputError(message, text) for empty
-    output, invalid JSON or a schema violation.
+    Tolerates surrounding whitespace, a Markdown code fence (```json ... ```), which small
+    models add even when asked not to, and raw control characters (a newline) inside strings,
+    which llama.cpp's grammars let through when a schema's enum holds a multi-line text.
+    Raises StructuredOutputError(message, text) for empty output, invalid JSON or a schema
+    violation.
     """
     body = _strip_fence(text.strip())
     if not body:
         raise StructuredOutputError("empty response: expected a JSON value", text)
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(body, parse_constant=_reject_constant, strict=False)
     except json.JSONDecodeError as exc:
         raise StructuredOutputError(
             f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", text

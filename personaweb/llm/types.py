@@ -43,13 +43,19 @@ class LLMProfile:
     context_tokens: int | None = None
     """The model's context window (prompt plus reply); None means what the endpoint says
     (the embedded server's own setting, the server's report, or PERSONAWEB_CONTEXT_TOKENS)."""
+    stop: tuple[str, ...] = ()
+    """Texts that end the reply where they appear (e.g. a blank line ends a spoken line)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["stop"] = list(self.stop)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LLMProfile:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "stop" in known:
+            known["stop"] = tuple(str(s) for s in known["stop"] or ())
         return cls(**known)
 
 

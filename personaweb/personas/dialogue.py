@@ -24,6 +24,9 @@ from personaweb.personas.structured import StructuredPersona
 from personaweb.personas.tree import Action
 
 STRATEGIES = ("single", "nested", "linear")
+LINE_PROFILE = LLMProfile(max_tokens=120, stop=("\n\n",))
+"""The default for personas that speak a line: one to three sentences fit in 120 tokens with
+room to spare, and a blank line ends a spoken line (small models ramble on in paragraphs)."""
 ALIGNMENT_WINDOW = 5
 DRIFT_THRESHOLD = 0.5
 
@@ -331,7 +334,7 @@ def dialogue_hierarchy(
     """A character's persona tree for a strategy. `profiles` may be keyed by persona path
     (`orchestrator/responder`) or by role name (`responder`). With `can_pass` the character
     may choose not to answer (the null action of group chats)."""
-    base = profile or LLMProfile()
+    base = profile or LINE_PROFILE
     builders = {"single": single_strategy, "nested": nested_strategy, "linear": linear_strategy}
     if strategy not in builders:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")

@@ -7,7 +7,7 @@ import pytest
 
 from personaweb.llm.config import EndpointConfig
 from personaweb.llm.openai_model import OpenAIChatModel
-from personaweb.llm.scripted_server import ScriptedOpenAIServer, free_port
+from personaweb.llm.scripted_server import ScriptedOpenAIServer
 
 
 @pytest.fixture
@@ -40,16 +40,3 @@ def model_for() -> ModelFactory:
         return OpenAIChatModel(config, **options)
 
     return build
-
-
-@pytest.fixture(scope="session")
-def embedded_server() -> Iterator[object]:
-    """One real embedded server for the whole session: the machine has two cores, and two
-    llama.cpp servers at once would slow each other down."""
-    from personaweb.llm.embedded import EmbeddedServer, embedded_available
-
-    reason = embedded_available()
-    if reason is not None:
-        pytest.skip(f"embedded model not available: {reason}")
-    with EmbeddedServer(port=free_port()) as server:
-        yield server

@@ -1,0 +1,56 @@
+"""The embedded server's launch rules, without starting it."""
+
+from __future__ import annotations
+
+import signal
+
+from personaweb.llm.embedded import (
+    EmbeddedServer,
+    EmbeddedStatus,
+    describe_exit,
+    read_status,
+    server_env,
+    write_status,
+)
+
+
+def test_the_server_environment_is_a_whitelist() -> None:
+    env = server_env(
+        {
+            "PATH": "/bin",
+            "HOME": "/root",
+            "LC_ALL": "C.UTF-8",
+            "PORT": "8080",
+            "HOST": "0.0.0.0",
+            "CONFIG_FILE": "/x.json",
+            "MODEL": "/other.gguf",
+            "N_CTX": "64",
+            "OPENAI_API_KEY": "sk-secret",
+        }
+    )
+    assert env == {"PATH": "/bin", "HOME": "/root", "LC_ALL": "C.UTF-8"}
+
+
+def test_the_command_names_its_port_context_and_threads() -> None:
+    command = EmbeddedServer(port=9123, n_ctx=4096, n_threads=2).command()
+    assert command[command.index("--port") + 1] == "9123"
+    assert command[command.index("--n_ctx") + 1] == "4096"
+    assert command[command.index("--n_threads") + 1] == "2"
+    assert command[command.index("--interrupt_requests") + 1] == "False"
+
+
+def test_exits_are_described_for_people() -> None:
+    assert describe_exit(1) == "exited with code 1"
+    assert describe_exit(-signal.SIGILL).startswith("was killed by SIGILL (illegal instruction")
+    assert describe_exit(-signal.SIGSEGV) == "was killed by SIGSEGV (segmentation fault)"
+
+
+def test_a_status_file_round_trips_and_bad_files_read_as_none(tmp_path) -> None:
+    path = tmp_path / "status.json"
+    status = EmbeddedStatus("dead", "http://127.0.0.1:1/v1", pid=7, exit="exited with code 1")
+    write_status(path, status)
+    assert read_status(path) == status
+    assert read_status(tmp_path / "missing.json") is None
+    (tmp_path / "bad.json").write_text("{not json")
+    assert read_status(tmp_path / "bad.json") is None
+    assert read_status(None) is None
