@@ -4,7 +4,8 @@ Runs N nested turns (default 20) with Sara Wilcox on the real embedded model, on
 orchestrator is offered only its plan's moves) and once free, and counts the turns whose top
 level went responder -> style rewriter -> reply. Prints one target line:
 
-    guided nesting on the embedded model: 20/20 turns went responder -> rewriter -> reply (target >= 19)
+    guided nesting on the embedded model: 20/20 turns went responder -> rewriter -> reply
+    (target >= 19)   [one line]
 
     .venv/bin/python bench/bench_guided.py [--turns 20] [--free-turns 5]
 
@@ -80,7 +81,8 @@ async def play(base_url: str, port: int, turns: int, guided: bool) -> tuple[int,
         nested += ok
         failed += leaf.kind is NodeKind.ERROR
         mark = "ok  " if ok else "FLAT" if leaf.kind is not NodeKind.ERROR else "FAIL"
-        print(f"  {'guided' if guided else 'free  '} turn {turn + 1:2}: {mark} {leaf.content[:70]!r}")
+        label = "guided" if guided else "free  "
+        print(f"  {label} turn {turn + 1:2}: {mark} {leaf.content[:70]!r}")
     await model.aclose()
     return nested, failed, time.perf_counter() - started
 
