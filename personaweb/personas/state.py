@@ -9,6 +9,13 @@ How a proposal on a path is read depends on the node that follows it:
   - an edit node      -> the edit replaces the proposal (the persona never sees the original);
   - a same-persona proposal after a rejected one -> the persona is told it was rejected;
   - anything else     -> the proposal was applied.
+
+Only the leaf's reading can still change: a node with a child never changes in any way this
+module reads (approve, reject, feedback and edit all act on a node before it has children).
+So `PathWalk` derives a path one node at a time, keeping the leaf's reading provisional until
+a child arrives; a run extends its walk by the nodes it writes instead of re-reading the path,
+which makes a step cost the same at turn 10 and at turn 1,000. `derive` is a walk over a whole
+path, so both always agree.
 """
 
 from __future__ import annotations
@@ -160,15 +167,106 @@ def parent_path(persona: str) -> str:
 
 def derive(path: list[Node], root: str) -> PathState:
     """Read a root -> leaf path into persona state and the next step."""
-    state = PathState(path=list(path))
-    if not path:
+    walk = PathWalk(root)
+    for node in path:
+        walk.push(node)
+    return walk.state
+
+
+@dataclass
+class _Mark:
+    """What applying the leaf may change, as it was before: applying it is provisional."""
+
+    stack: list[str]
+    steps_in_run: int
+    transcript: int
+    events: dict[str, int]
+    activations: dict[str, int | None]
+    relay: tuple[str, bool | None] | None
+
+
+class PathWalk:
+    """`derive`, one node at a time, for a path that grows below its leaf.
+
+    `state` is always the state of the path walked so far. The leaf's reading is provisional
+    (its status may still change, and a proposal's reading depends on the node after it), so
+    it is applied with a mark and taken back when the leaf is replaced or gets a child.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        """The top persona's path."""
+        self.state = PathState(path=[])
+        """The state of the path so far (read it, never change it)."""
+        self._mark: _Mark | None = None
+
+    @property
+    def leaf_id(self) -> str:
+        return self.state.path[-1].id if self.state.path else ""
+
+    def push(self, node: Node) -> PathState:
+        """Walk on to `node`, a child of the leaf (or the first node of an empty walk)."""
+        state = self.state
+        if state.path:
+            if node.parent_id != state.path[-1].id:
+                raise ValueError(f"node {node.id} is not a child of the leaf {self.leaf_id}")
+            self._undo()
+            _apply(state, state.path[-1], node, self.root)
+            state.steps_in_run += 1
+        state.path.append(node)
+        self._settle()
         return state
-    for i, node in enumerate(path):
-        following = path[i + 1] if i + 1 < len(path) else None
-        _apply(state, node, following, root)
+
+    def replace_leaf(self, node: Node) -> PathState:
+        """The leaf changed (its status, content or data): read it again."""
+        if not self.state.path or node.id != self.leaf_id:
+            raise ValueError(f"node {node.id} is not the leaf {self.leaf_id}")
+        self._undo()
+        self.state.path[-1] = node
+        self._settle()
+        return self.state
+
+    def _settle(self) -> None:
+        state, leaf = self.state, self.state.path[-1]
+        personas = {leaf.persona, *state.stack}
+        relay = f"{leaf.persona}/{leaf.target}" if leaf.target else None
+        self._mark = _Mark(
+            stack=list(state.stack),
+            steps_in_run=state.steps_in_run,
+            transcript=len(state.transcript),
+            events={p: len(state.events[p]) for p in personas if p in state.events},
+            activations={leaf.persona: state.activations.get(leaf.persona)},
+            relay=(relay, state.relays.get(relay)) if relay else None,
+        )
+        _apply(state, leaf, None, self.root)
         state.steps_in_run += 1
-    state.next = _next(state, path[-1], root)
-    return state
+        state.next = _next(state, leaf, self.root)
+
+    def _undo(self) -> None:
+        mark, state = self._mark, self.state
+        if mark is None:
+            return
+        self._mark = None
+        state.stack = mark.stack
+        state.steps_in_run = mark.steps_in_run
+        del state.transcript[mark.transcript :]
+        for persona in list(state.events):
+            if persona in mark.events:
+                del state.events[persona][mark.events[persona] :]
+            elif persona in {state.path[-1].persona, *mark.stack}:
+                del state.events[persona]
+        for persona, count in mark.activations.items():
+            if count is None:
+                state.activations.pop(persona, None)
+            else:
+                state.activations[persona] = count
+        if mark.relay is not None:
+            key, value = mark.relay
+            if value is None:
+                state.relays.pop(key, None)
+            else:
+                state.relays[key] = value
+        state.next = Next(NextKind.EMPTY)
 
 
 def _event(state: PathState, persona: str, kind: EventKind, node: Node, **kw: object) -> None:

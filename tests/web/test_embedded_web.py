@@ -55,7 +55,9 @@ async def test_a_nested_turn_on_the_embedded_model_goes_through_both_children(
             ("orchestrator/style_rewriter", "reply", ""),
             ("orchestrator", "reply", ""),
         ]
-        rewritten = next(r for r in rows if r.persona == "orchestrator/style_rewriter")
+        rewritten = next(
+            r for r in rows if r.persona == "orchestrator/style_rewriter" and r.kind == "proposal"
+        )
         final = rows[-1]
         assert final.content == rewritten.content  # the transcript line is the rewritten one
         assert final.data["offered"] == ["reply"] and final.data["plan"] == "guided"
