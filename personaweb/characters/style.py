@@ -440,6 +440,10 @@ class VoicePair:
     other_voice: str = "plain"
     """"plain" or the slug of the character whose voice `other` is in."""
 
+    @property
+    def texts(self) -> tuple[str, str]:
+        return self.voice, self.other
+
 
 @dataclass(frozen=True)
 class Agreement:
