@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from statistics import fmean
-from typing import IO, Any
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -90,7 +90,7 @@ class Command(BaseCommand):
         replies = read_replies(self._read(options["file"]))
         if not replies:
             raise CommandError("no replies to score: the input has no non-blank lines")
-        out = _encodable(self.stdout._out)
+        out = _encodable(self.stdout)
         scores = []
         for number, reply in enumerate(replies, 1):
             score = model.score(reply, character.slug)
@@ -116,7 +116,7 @@ class Command(BaseCommand):
             raise CommandError(f"cannot read {name}: {exc.strerror or exc}") from None
 
 
-def _encodable(stream: IO[str]) -> Any:
+def _encodable(stream: Any) -> Any:
     """A function that makes text safe for the stream's encoding (a C-locale terminal cannot
     print every reply a model writes; it gets escapes instead of a UnicodeEncodeError)."""
     encoding = getattr(stream, "encoding", None) or "utf-8"
