@@ -94,6 +94,12 @@ class Turn:
         return sum(t.done for t in self.every_sample)
 
     @property
+    def mean_style(self) -> float | None:
+        """The mean style score of this line's answered samples (the cell's figure)."""
+        scores = [t.style.probability for t in self.answered if t.style is not None]
+        return fmean(scores) if scores else None
+
+    @property
     def length(self) -> int:
         """Length of the reply in words."""
         return len(self.reply.split())
@@ -116,6 +122,8 @@ class Column:
     consistency: float | None = None
     """StyleModel.consistency over the column's replies."""
     scored: list[StyleScore] = field(default_factory=list)
+    result: Any = None
+    """Its figures with intervals (results.ContenderResult), when the board computed them."""
 
     @property
     def running(self) -> bool:
