@@ -1,4 +1,4 @@
-"""`manage.py compare_strategies` against the scripted LLM server: the page's code, in a terminal."""
+"""`manage.py compare_strategies` on the scripted LLM server: the page's code, in a terminal."""
 
 from __future__ import annotations
 
