@@ -6,8 +6,9 @@ exports and `manage.py compare_strategies` all read it, so none computes a figur
 The rules (the statistics themselves are stats.py's):
 
 - The **style score** of a contender is the mean of line means of its answered replies'
-  P(character | reply); **distance** likewise; **calls, tokens and latency** are per answered
-  reply (passes included, failed attempts' calls counted in the turn that retried them).
+  P(character | reply) (a pass has no voice to measure); **distance** likewise; **calls,
+  tokens and latency** are per finished reply, passes included, a failed attempt's calls
+  counted in the turn that retried it.
 - **Differences are against a baseline**: the contender playing `single` when exactly one
   does (nesting is what is on trial), else the first column. Each other contender gets one
   sentence: "nested scores 0.21 higher than single, 95% interval 0.12 to 0.30, over 5 lines x
@@ -44,11 +45,11 @@ class ContenderResult:
     distance: Estimate | None = None
     """Stylometric distance, likewise."""
     calls: Estimate | None = None
-    """LLM calls per answered reply."""
+    """LLM calls per finished reply."""
     tokens: Estimate | None = None
-    """Prompt + completion tokens per answered reply."""
+    """Prompt + completion tokens per finished reply."""
     latency_s: Estimate | None = None
-    """Summed call latency per answered reply, seconds."""
+    """Summed call latency per finished reply, seconds."""
     per_line: list[Estimate | None] = field(default_factory=list)
     """Style score per script line (over that line's samples)."""
     answered: int = 0
@@ -131,8 +132,11 @@ def names(contenders: Sequence[Contender]) -> dict[int, str]:
     return named
 
 
-def _groups(column: metrics.Column, value: Callable[[metrics.Turn], float]) -> list[list[float]]:
-    return [[value(t) for t in turn.answered] for turn in column.turns]
+def _cost_groups(
+    column: metrics.Column, value: Callable[[metrics.Turn], float]
+) -> list[list[float]]:
+    """Per line, a cost of every sample that finished (a pass costs calls too)."""
+    return [[value(t) for t in turn.every_sample if t.done] for turn in column.turns]
 
 
 def contender_result(column: metrics.Column, name: str) -> ContenderResult:
@@ -140,14 +144,14 @@ def contender_result(column: metrics.Column, name: str) -> ContenderResult:
     result.total_calls, result.total_tokens = column.calls, column.tokens
     result.total_latency_s = column.latency_s
     result.answered = sum(len(turn.answered) for turn in column.turns)
-    if result.answered == 0:
-        result.per_line = [None] * len(column.turns)
+    result.per_line = [None] * len(column.turns)
+    if not any(t.done for t in column.replies):
         return result
     costs = stats.bootstrap_means(
         {
-            "calls": _groups(column, lambda t: float(t.calls)),
-            "tokens": _groups(column, lambda t: float(t.tokens)),
-            "latency_s": _groups(column, lambda t: t.latency_s),
+            "calls": _cost_groups(column, lambda t: float(t.calls)),
+            "tokens": _cost_groups(column, lambda t: float(t.tokens)),
+            "latency_s": _cost_groups(column, lambda t: t.latency_s),
         }
     )
     result.calls, result.tokens, result.latency_s = (costs[k] for k in COST_FIGURES)
@@ -246,8 +250,9 @@ def _difference(
         (a, b) for a, b in zip(mine, theirs, strict=False) if a and b
     ]  # the lines the difference rests on
     full = all(len(a) >= comparison.samples and len(b) >= comparison.samples for a, b in both)
+    counts = (sum(len(a) for a, _ in both), sum(len(b) for _, b in both))
     sentence = say_difference(
-        result.name, baseline.name, score, comparison.samples, full=full
+        result.name, baseline.name, score, comparison.samples, full=full, counts=counts
     ) + say_votes(result.name, baseline.name, won, len(picked))
     return Difference(result, baseline, score, head, len(picked), sentence)
 
@@ -260,7 +265,13 @@ def _plural(n: int, word: str) -> str:
 
 
 def say_difference(
-    name: str, baseline: str, score: Estimate | None, samples: int, *, full: bool = True
+    name: str,
+    baseline: str,
+    score: Estimate | None,
+    samples: int,
+    *,
+    full: bool = True,
+    counts: tuple[int, int] = (1, 1),
 ) -> str:
     """One plain sentence about a style-score difference (name - baseline)."""
     if score is None:
@@ -272,7 +283,12 @@ def say_difference(
     else:
         head = f"{name} scores {size} {direction} than {baseline}"
     if not score.has_interval:
-        return f"{head} on the one reply each has so far (one reply gives no interval)."
+        if counts == (1, 1):
+            return f"{head} on the one reply each has so far (one reply gives no interval)."
+        few = name if counts[0] < counts[1] else baseline
+        return (
+            f"{head} on the replies both have so far ({few} has only one: too few for an interval)."
+        )
     assert score.low is not None and score.high is not None
     per_line = f"{'' if full else 'up to '}{_plural(samples, 'sample')}"
     over = f"over {_plural(score.lines, 'line')} x {per_line}"

@@ -15,7 +15,8 @@ The rules:
 - **Seeded**: every interval starts from Random(SEED), so a page shows the same interval every
   time it is drawn, and the same data always gives the same numbers.
 - **No interval from one reply.** With a single value there is nothing to resample: the figure
-  stands alone (`low`/`high` None) and the sentences say so.
+  stands alone (`low`/`high` None) and the sentences say so. A difference needs two values on
+  each side: one reply against many would show only the many's spread.
 - **Vote shares get Wilson score intervals**, not the bootstrap: with a handful of votes a
   percentile bootstrap collapses to a point (3 of 3 would read "100% to 100%").
 - **A Bradley-Terry ranking** turns blind votes into strengths when there are more than two
@@ -160,9 +161,12 @@ def bootstrap_difference(
     a_mean, b_mean = mean_of_lines(a_groups), mean_of_lines(b_groups)
     assert a_mean is not None and b_mean is not None
     value = a_mean - b_mean
-    count = sum(map(len, a_groups)) + sum(map(len, b_groups))
-    if len(pairs) == 1 and count == 2:
-        return Estimate(value, None, None, 1, count)  # one reply each: nothing to resample
+    a_count, b_count = sum(map(len, a_groups)), sum(map(len, b_groups))
+    count = a_count + b_count
+    if min(a_count, b_count) < 2:
+        # One side rests on a single reply: resampling the other alone would pass its
+        # spread off as the difference's.
+        return Estimate(value, None, None, len(pairs), count)
     rng = random.Random(seed)
     draw = rng.random
     n = len(pairs)

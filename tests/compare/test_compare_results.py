@@ -82,6 +82,19 @@ def test_one_reply_each_gives_no_interval_and_says_so() -> None:
     )
 
 
+def test_one_reply_against_many_says_there_are_too_few_for_an_interval() -> None:
+    single, nested = contender(1, "single"), contender(2, "nested")
+    found = results.build(
+        comparison(2, 2),
+        [column(single, [[0.5, 0.3], [0.4, 0.2]]), column(nested, [[0.1], []])],
+        [],
+    )
+    assert found.differences[0].sentence == (
+        "nested scores 0.30 lower than single on the replies both have so far (nested has only "
+        "one: too few for an interval)."
+    )
+
+
 def test_votes_count_toward_the_same_sentence() -> None:
     single, nested = contender(1, "single"), contender(2, "nested")
     columns = [column(single, [[0.2]] * 4), column(nested, [[0.6]] * 4)]

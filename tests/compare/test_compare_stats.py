@@ -104,6 +104,14 @@ def test_intervals_are_seeded_so_pages_are_stable() -> None:
     assert stats.bootstrap_mean(groups, seed=1) != stats.bootstrap_mean(groups, seed=2)
 
 
+def test_a_difference_against_a_single_reply_has_no_interval() -> None:
+    # One reply against many: resampling the many alone would pass their spread off as the
+    # difference's.
+    lone = stats.bootstrap_difference([[0.1]], [[0.3, 0.5, 0.4]])
+    assert lone.value == pytest.approx(-0.3) and not lone.has_interval
+    assert stats.bootstrap_difference([[0.1, 0.2]], [[0.3, 0.5, 0.4]]).has_interval
+
+
 def test_one_value_has_no_interval() -> None:
     estimate = stats.bootstrap_mean([[0.4], []])
     assert estimate.value == 0.4 and not estimate.has_interval

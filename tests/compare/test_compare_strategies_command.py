@@ -124,3 +124,28 @@ def test_bad_arguments_are_clear_errors(args, message, compare_llm):
 def test_an_unknown_character_is_named_with_the_known_ones(compare_llm):
     with pytest.raises(CommandError, match=r"no character called 'Nobody'.*Jon Johns"):
         run("--character", "Nobody")
+
+
+def test_retries_continue_a_contender_that_stopped_short(alice, compare_llm):
+    from personaweb.llm.scripted_server import ServerError
+    from personaweb.web.models import NodeRow
+
+    # The first request of the run fails (not retried by the client): one contender stops.
+    compare_llm.enqueue(ServerError(404, headers={"x-should-retry": "false"}))
+    out, _ = run(
+        "--character",
+        "Sara Wilcox",
+        "--strategies",
+        "single,linear",
+        "--samples",
+        "1",
+        "--user",
+        "alice",
+        "--retries",
+        "1",
+    )
+    comparison = Comparison.objects.get()
+    assert [c.status for c in metrics.columns(comparison)] == ["done", "done"]
+    assert "[failed]" not in out
+    # The failure is kept in the tree, its retry beside it.
+    assert NodeRow.objects.filter(status="failed").count() == 1

@@ -144,6 +144,14 @@ class Command(BaseCommand):
         parser.add_argument("--csv", dest="csv_out", help="write one row per reply here")
         parser.add_argument("--figures-csv", dest="figures_out", help="write the figures here")
         parser.add_argument(
+            "--retries",
+            type=int,
+            default=0,
+            help="continue contenders that stopped short up to this many times, each retrying "
+            "the failed step once (the page's 'Continue stopped contenders'); default 0: a "
+            "failure is a result",
+        )
+        parser.add_argument(
             "--timeout", type=float, default=6 * 3600, help="give up after this many seconds"
         )
 
@@ -190,7 +198,9 @@ class Command(BaseCommand):
                 self._ensure_embedded(config, stack)
             total = len(script) * samples * len(specs)
             try:
-                asyncio.run(self._play(comparison, total, options["timeout"]))
+                asyncio.run(
+                    self._play(comparison, total, options["timeout"], max(options["retries"], 0))
+                )
             except KeyboardInterrupt:
                 raise CommandError(
                     f"interrupted; comparison #{comparison.pk} keeps what was played "
@@ -212,20 +222,28 @@ class Command(BaseCommand):
                 )
             )
 
-    async def _play(self, comparison: Comparison, total: int, timeout: float) -> None:
-        await running.start(comparison)
-        waiting = asyncio.create_task(running.wait(comparison, timeout))
+    async def _play(self, comparison: Comparison, total: int, timeout: float, retries: int) -> None:
         started = time.monotonic()
+        await running.start(comparison)
+        await self._follow(comparison, total, timeout, started)
+        for _ in range(retries):
+            stalled = await sync_to_async(_stalled)(comparison)
+            if not stalled:
+                break
+            await running.resume(comparison, stalled)
+            await self._follow(comparison, total, timeout, started)
+        done = await sync_to_async(_replies_done)(comparison)
+        self._progress(done, total, time.monotonic() - started, last=True)
+
+    async def _follow(
+        self, comparison: Comparison, total: int, timeout: float, started: float
+    ) -> None:
+        """Redraw the progress bar until every contender's run has finished."""
+        waiting = asyncio.create_task(running.wait(comparison, timeout))
         while not waiting.done():
             done = await sync_to_async(_replies_done)(comparison)
             self._progress(done, total, time.monotonic() - started)
             await asyncio.wait({waiting}, timeout=PROGRESS_EVERY_S)
-        self._progress(
-            await sync_to_async(_replies_done)(comparison),
-            total,
-            time.monotonic() - started,
-            last=True,
-        )
         try:
             waiting.result()
         except TimeoutError:
@@ -297,6 +315,11 @@ class Command(BaseCommand):
             except OSError as exc:
                 raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
             self.stdout.write(f"wrote {path}")
+
+
+def _stalled(comparison: Comparison) -> list[int]:
+    """Contenders that stopped short of the script's end (the page's rule for 'Continue')."""
+    return [c.contender.pk for c in metrics.columns(comparison) if not c.running and not c.complete]
 
 
 def _replies_done(comparison: Comparison) -> int:
