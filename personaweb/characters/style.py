@@ -195,9 +195,12 @@ class StyleScore:
     replies that both score 1.00 (used to compare replies, never shown)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StyleModel:
-    """A trained classifier plus stylometric profiles. Build it with `train` or `from_lines`."""
+    """A trained classifier plus stylometric profiles. Build it with `train` or `from_lines`.
+
+    Compared and hashed by identity (eq=False): a model is a trained artefact, and caches of
+    its scores key on it."""
 
     slugs: tuple[str, ...]
     """The characters the model knows, sorted."""
@@ -352,22 +355,19 @@ class StyleModel:
     def log_odds(self, text: str, slug: str) -> float:
         """log(P / (1 - P)) that `slug` wrote the text, without the float rounding of P."""
         self._require(slug)
-        scores = self._scores(clean(text))
-        others = [value for other, value in scores.items() if other != slug]
-        if not others:
-            return math.inf
-        return scores[slug] - _logsumexp(others)
+        return _log_odds(self._scores(clean(text)), slug)
 
     def score(self, text: str, slug: str) -> StyleScore:
         """How well `text` fits the character `slug`."""
         self._require(slug)
-        ranking = self._ranking(self.probabilities(text))
+        scores = self._scores(clean(text))
+        ranking = self._ranking(_softmax(scores))
         return StyleScore(
             probability=dict(ranking)[slug],
             predicted_slug=ranking[0][0],
             distance=self.distance(text, slug),
             ranking=ranking,
-            log_odds=self.log_odds(text, slug),
+            log_odds=_log_odds(scores, slug),
         )
 
     def prefers(self, first: str, second: str, slug: str) -> bool:
@@ -382,12 +382,7 @@ class StyleModel:
         slipping into someone else's voice.
         """
         self._require(slug)
-        if not texts:
-            raise ValueError("consistency: no replies to judge")
-        scores = [self.score(text, slug) for text in texts]
-        mean_probability = sum(s.probability for s in scores) / len(scores)
-        hit_rate = sum(s.predicted_slug == slug for s in scores) / len(scores)
-        return (mean_probability + hit_rate) / 2
+        return consistency_of([self.score(text, slug) for text in texts], slug)
 
     def _require(self, slug: str) -> None:
         if slug not in self.profiles:
@@ -397,6 +392,20 @@ class StyleModel:
     def _ranking(probabilities: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
         # Ties break on the slug so that the ranking never depends on dict order.
         return tuple(sorted(probabilities.items(), key=lambda item: (-item[1], item[0])))
+
+
+def consistency_of(scores: Sequence[StyleScore], slug: str) -> float:
+    """StyleModel.consistency from replies already scored for `slug`."""
+    if not scores:
+        raise ValueError("consistency: no replies to judge")
+    mean_probability = sum(s.probability for s in scores) / len(scores)
+    hit_rate = sum(s.predicted_slug == slug for s in scores) / len(scores)
+    return (mean_probability + hit_rate) / 2
+
+
+def _log_odds(scores: Mapping[str, float], slug: str) -> float:
+    others = [value for other, value in scores.items() if other != slug]
+    return scores[slug] - _logsumexp(others) if others else math.inf
 
 
 def heldout_accuracy(

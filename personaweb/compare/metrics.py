@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db.models import Count
 
-from personaweb.characters.style import StyleModel, StyleScore
+from personaweb.characters.style import StyleModel, StyleScore, consistency_of
 from personaweb.compare import samples as rules
 from personaweb.compare import style
 from personaweb.compare.models import Comparison, Contender, Vote
@@ -314,11 +314,10 @@ def build_column(
     if model is not None:
         for reply in every:
             if reply.done and reply.reply.strip():
-                reply.style = model.score(reply.reply, slug)
+                reply.style = style.score(model, reply.reply, slug)
                 column.scored.append(reply.style)
-        texts = [t.reply for t in every if t.done and t.reply.strip()]
-        if texts:
-            column.consistency = model.consistency(texts, slug)
+        if column.scored:
+            column.consistency = consistency_of(column.scored, slug)
     return column
 
 

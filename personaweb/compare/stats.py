@@ -139,8 +139,7 @@ def bootstrap_means(
         for name, groups in shaped.items():
             total = 0.0
             for line, indices in picked:
-                group = groups[line]
-                total += sum(group[i] for i in indices) / len(indices)
+                total += sum(map(groups[line].__getitem__, indices)) / len(indices)
             draws[name].append(total / lines)
     estimates = {}
     for name, value in values.items():
@@ -186,7 +185,7 @@ def _within(group: list[float], draw: Callable[[], float]) -> float:
     k = len(group)
     if k == 1:
         return group[0]
-    return sum(group[int(draw() * k)] for _ in range(k)) / k
+    return sum([group[int(draw() * k)] for _ in range(k)]) / k
 
 
 def wilson(successes: float, trials: float) -> Estimate:
