@@ -168,8 +168,6 @@ def contender_result(column: metrics.Column, name: str) -> ContenderResult:
             stats.bootstrap_mean([[t.style.probability for t in line if t.style]]) if line else None
             for line in scored
         ]
-    else:
-        result.per_line = [None] * len(column.turns)
     return result
 
 
@@ -246,9 +244,8 @@ def _difference(
     picked = [c for _, c in votes if c in (result.contender.pk, baseline.contender.pk)]
     won = sum(c == result.contender.pk for c in picked)
     head = stats.wilson(won, len(picked)) if picked else None
-    both = [
-        (a, b) for a, b in zip(mine, theirs, strict=False) if a and b
-    ]  # the lines the difference rests on
+    # The lines the difference rests on: those both answered.
+    both = [(a, b) for a, b in zip(mine, theirs, strict=False) if a and b]
     full = all(len(a) >= comparison.samples and len(b) >= comparison.samples for a, b in both)
     counts = (sum(len(a) for a, _ in both), sum(len(b) for _, b in both))
     sentence = say_difference(
