@@ -14,7 +14,7 @@ class ContenderInline(admin.TabularInline):
 
 @admin.register(Comparison)
 class ComparisonAdmin(admin.ModelAdmin):
-    list_display = ("title", "owner", "character", "blind", "created_at")
+    list_display = ("title", "owner", "character", "samples", "blind", "created_at")
     list_filter = ("blind",)
     search_fields = ("title",)
     raw_id_fields = ("owner", "character")

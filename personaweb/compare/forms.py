@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django import forms
@@ -9,6 +10,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.forms import formset_factory
 
+from personaweb.compare.samples import MAX_SAMPLES, default_samples
 from personaweb.compare.setup import (
     DEFAULT_SCRIPT,
     MAX_CONTENDERS,
@@ -16,7 +18,16 @@ from personaweb.compare.setup import (
     MAX_LINES,
     ContenderSpec,
 )
+from personaweb.llm.config import endpoint_from_env
 from personaweb.web.models import Character, Strategy
+
+
+def samples_default() -> int:
+    """The default for the configured endpoint (read as the app reads it, each time)."""
+    try:
+        return default_samples(endpoint_from_env(os.environ).embedded)
+    except ValueError:  # a malformed setting: the run will say so; the form needs a number
+        return 1
 
 
 class ComparisonForm(forms.Form):
@@ -30,6 +41,17 @@ class ComparisonForm(forms.Form):
         help_text=f"One user line per line, up to {MAX_LINES}; blank lines are skipped.",
         error_messages={"required": "Write at least one line for the contenders to answer."},
     )
+    samples = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_SAMPLES,
+        required=False,
+        label="Samples per line",
+        help_text=(
+            "Each line is answered this many times per contender, from the same conversation, "
+            "so every figure gets a 95% interval. Empty: one on the embedded model, five on a "
+            "real one."
+        ),
+    )
     blind = forms.BooleanField(
         required=False,
         label="Blind mode",
@@ -38,6 +60,8 @@ class ComparisonForm(forms.Form):
 
     def __init__(self, *args: Any, owner: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if "samples" not in self.initial:
+            self.initial["samples"] = samples_default()
         # Only the person's own characters can be chosen; another's id is "not a valid choice".
         field = self.fields["character"]
         assert isinstance(field, forms.ModelChoiceField)
@@ -56,6 +80,10 @@ class ComparisonForm(forms.Form):
                     f"Line {number} has {len(line)} characters; at most {MAX_LINE_CHARS}."
                 )
         return lines
+
+    def clean_samples(self) -> int:
+        samples: int | None = self.cleaned_data.get("samples")
+        return samples if samples is not None else samples_default()
 
     def clean_character(self) -> Character:
         character: Character = self.cleaned_data["character"]

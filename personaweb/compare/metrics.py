@@ -1,8 +1,10 @@
-"""What a comparison page shows: each contender's reply to each line, measured.
+"""What a comparison page shows: each contender's replies to each line, measured.
 
-Everything is read from the contenders' sessions (the nodes on the active path), never kept
-elsewhere: what the page, the exports and the debugger show cannot disagree. A reply's cost
-is the sum over every node of its turn (calls, tokens, latency, failed attempts included).
+Everything is read from the contenders' sessions, never kept elsewhere: what the page, the
+exports and the debugger show cannot disagree. Which nodes are a line's samples follows the
+rules of samples.py (sample 1 is the conversation; samples 2..N are marked branches). A
+reply's cost is the sum over every node of its turn (calls, tokens, latency, failed attempts
+included). The figures with intervals are results.py's.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from typing import Any
 
 from django.db.models import Count
 
-from personaweb.characters.style import StyleModel, StyleScore
+from personaweb.characters.style import StyleModel, StyleScore, consistency_of
+from personaweb.compare import samples as rules
 from personaweb.compare import style
 from personaweb.compare.models import Comparison, Contender, Vote
 from personaweb.personas import Node, NodeKind, NodeStatus, derive
 from personaweb.personas.state import USER
 from personaweb.personas.tree import UNFINISHED
 from personaweb.web.models import Run, RunStatus
-from personaweb.web.store import load_tree, path_rows, to_node
+from personaweb.web.store import OrmStore, Tree
 
 
 @dataclass
@@ -54,10 +57,47 @@ class Turn:
     live_persona: str = ""
     judge: dict[str, Any] | None = None
     """The LLM judge's {score, reason} or {error}."""
+    sample: int = 1
+    """Which sample of the line this is (1: the conversation itself)."""
+    expected: int = 1
+    """How many samples the line should get (the comparison's samples per line)."""
+    samples: list[Turn] = field(default_factory=list)
+    """On sample 1: the line's other samples that exist, in order (2..N)."""
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def every_sample(self) -> list[Turn]:
+        """Sample 1 and the others: every reply to this line."""
+        return [self, *self.samples]
+
+    @property
+    def answered(self) -> list[Turn]:
+        """The samples that answered with a line (a pass has no voice to measure)."""
+        return [t for t in self.every_sample if t.done and t.reply.strip()]
+
+    @property
+    def complete(self) -> bool:
+        """Every expected sample answered (or passed)."""
+        replies = self.every_sample
+        return len(replies) >= self.expected and all(t.done for t in replies)
+
+    @property
+    def sampling(self) -> Turn | None:
+        """A sample other than the first that is being written right now."""
+        return next((t for t in self.samples if t.state == "running"), None)
+
+    @property
+    def samples_done(self) -> int:
+        return sum(t.done for t in self.every_sample)
+
+    @property
+    def mean_style(self) -> float | None:
+        """The mean style score of this line's answered samples (the cell's figure)."""
+        scores = [t.style.probability for t in self.answered if t.style is not None]
+        return fmean(scores) if scores else None
 
     @property
     def length(self) -> int:
@@ -82,6 +122,8 @@ class Column:
     consistency: float | None = None
     """StyleModel.consistency over the column's replies."""
     scored: list[StyleScore] = field(default_factory=list)
+    result: Any = None
+    """Its figures with intervals (results.ContenderResult), when the board computed them."""
 
     @property
     def running(self) -> bool:
@@ -89,7 +131,12 @@ class Column:
 
     @property
     def complete(self) -> bool:
-        return all(t.done for t in self.turns)
+        return all(t.complete for t in self.turns)
+
+    @property
+    def replies(self) -> list[Turn]:
+        """Every sample of every line, in line order."""
+        return [t for turn in self.turns for t in turn.every_sample]
 
     @property
     def mean_probability(self) -> float | None:
@@ -101,15 +148,15 @@ class Column:
 
     @property
     def calls(self) -> int:
-        return sum(t.calls for t in self.turns)
+        return sum(t.calls for t in self.replies)
 
     @property
     def tokens(self) -> int:
-        return sum(t.tokens for t in self.turns)
+        return sum(t.tokens for t in self.replies)
 
     @property
     def latency_s(self) -> float:
-        return sum(t.latency_s for t in self.turns)
+        return sum(t.latency_s for t in self.replies)
 
     @property
     def mean_judge(self) -> float | None:
@@ -120,12 +167,52 @@ class Column:
 # --- reading a session ----------------------------------------------------------------------
 
 
-def active_path(session_id: int, active_node: str) -> list[Node]:
-    """The nodes root -> newest leaf of the session's active branch, with calls and data."""
-    leaf = load_tree(session_id).active_leaf(active_node)
-    if not leaf:
-        return []
-    return [to_node(row) for row in path_rows(session_id, leaf, with_call=True)]
+def session_tree(session_id: int) -> Tree:
+    """Every node of a session with its call record and data (marks and costs live there)."""
+    return Tree(OrmStore(session_id).all_nodes())
+
+
+def main_path(tree: Tree) -> list[Node]:
+    """Sample 1's conversation: from the first line down, turn by turn (samples.py's rules)."""
+    node = rules.first_line(tree.children.get(None, []))
+    path: list[Node] = []
+    while node is not None:
+        path.append(node)
+        children = tree.children.get(node.id, [])
+        if rules.is_line(node):
+            line = node
+            turns = [(c, turn_end(tree, c)) for c in rules.unmarked(children)]
+            node = rules.choose_first(line, turns)
+        else:
+            node = rules.turn_step(children) or rules.next_line(children)
+    return path
+
+
+def turn_end(tree: Tree, node: Node) -> Node:
+    """Rule 4: the end of the turn `node` is part of."""
+    while (step := rules.turn_step(tree.children.get(node.id, []))) is not None:
+        node = step
+    return node
+
+
+def turns_from_tree(tree: Tree, script: list[str], samples: int, *, running: bool) -> list[Turn]:
+    """Every line's sample 1 (from the main path) with its other samples attached."""
+    path = main_path(tree)
+    turns = turns_from_path(path, script, running=running)
+    lines = [node for node in path if rules.is_line(node)]
+    for turn, line in zip(turns, lines, strict=False):
+        turn.expected = samples
+        for mark, top in rules.other_samples(tree.children.get(line.id, []), samples).items():
+            branch = tree.path(turn_end(tree, top).id)
+            sample = Turn(turn.index, turn.line, sample=mark, expected=samples)
+            state = derive(branch, branch[0].persona)
+            replies = {t.node_id: t for t in state.transcript if t.speaker != USER}
+            at = next(i for i, n in enumerate(branch) if n.id == line.id)
+            _read_segment(sample, branch[at:], replies, last=True, running=running)
+            turn.samples.append(sample)
+    for turn in turns[len(lines) :]:
+        turn.expected = samples
+    return turns
 
 
 def turns_from_path(path: list[Node], script: list[str], *, running: bool) -> list[Turn]:
@@ -189,28 +276,35 @@ def _read_segment(
 
 
 def _status(run: Run | None, turns: list[Turn], error: str) -> str:
+    replies = [t for turn in turns for t in turn.every_sample]
     if run is not None and run.status == RunStatus.RUNNING:
         return "running"
-    if all(t.done for t in turns):
+    if all(t.complete for t in turns):
         return "done"
-    if any(t.state == "interrupted" for t in turns) or (
+    if any(t.state == "interrupted" for t in replies) or (
         run is not None and run.status == RunStatus.INTERRUPTED
     ):
         return "interrupted"
-    if error or any(t.state == "failed" for t in turns):
+    if error or any(t.state == "failed" for t in replies):
         return "failed"
     return "stopped" if run is not None else "waiting"
 
 
 def build_column(
-    contender: Contender, script: list[str], model: StyleModel | None, slug: str, votes: int = 0
+    contender: Contender,
+    script: list[str],
+    model: StyleModel | None,
+    slug: str,
+    votes: int = 0,
+    samples: int = 1,
 ) -> Column:
     session = contender.session
     run = Run.objects.filter(session_id=session.pk).first() if session is not None else None
     running = run is not None and run.status == RunStatus.RUNNING
-    path = active_path(session.pk, session.active_node) if session is not None else []
-    turns = turns_from_path(path, script, running=running)
-    failed = next((t.error for t in turns if t.state == "failed"), "")
+    tree = session_tree(session.pk) if session is not None else Tree([])
+    turns = turns_from_tree(tree, script, samples, running=running)
+    every = [t for turn in turns for t in turn.every_sample]
+    failed = next((t.error for t in every if t.state == "failed"), "")
     error = contender.error or failed or (run.error if run is not None else "")
     if session is None:
         error = error or "its session was deleted"
@@ -218,13 +312,12 @@ def build_column(
     for turn in turns:
         turn.judge = contender.judge.get(str(turn.index))
     if model is not None:
-        for turn in turns:
-            if turn.done and turn.reply.strip():
-                turn.style = model.score(turn.reply, slug)
-                column.scored.append(turn.style)
-        replies = [t.reply for t in turns if t.done and t.reply.strip()]
-        if replies:
-            column.consistency = model.consistency(replies, slug)
+        for reply in every:
+            if reply.done and reply.reply.strip():
+                reply.style = style.score(model, reply.reply, slug)
+                column.scored.append(reply.style)
+        if column.scored:
+            column.consistency = consistency_of(column.scored, slug)
     return column
 
 
@@ -249,4 +342,7 @@ def columns(comparison: Comparison, only: int | None = None) -> list[Column]:
     if only is not None:
         contenders = contenders.filter(pk=only)
     script = list(comparison.script)
-    return [build_column(c, script, model, slug, votes.get(c.pk, 0)) for c in contenders]
+    return [
+        build_column(c, script, model, slug, votes.get(c.pk, 0), comparison.samples)
+        for c in contenders
+    ]

@@ -24,6 +24,9 @@ class Comparison(models.Model):
         Character, null=True, on_delete=models.SET_NULL, related_name="comparisons"
     )
     script = models.JSONField(default=list, help_text="The user lines, in order")
+    samples = models.PositiveSmallIntegerField(
+        default=1, help_text="Replies per line per contender, replayed from the same prefix"
+    )
     blind = models.BooleanField(default=False, help_text="Hide which contender is which")
     revealed = models.BooleanField(default=False, help_text="Blind mode: labels shown on request")
     judge_error = models.TextField(blank=True, default="")

@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from personaweb.compare.models import Comparison, Contender
+from personaweb.compare.samples import MAX_SAMPLES
 from personaweb.llm.types import LLMProfile
 from personaweb.personas import dialogue_hierarchy
 from personaweb.personas.dialogue import character_from_mapping
@@ -75,10 +76,13 @@ def create_comparison(
     *,
     blind: bool = False,
     title: str = "",
+    samples: int = 1,
 ) -> Comparison:
     """The comparison, its contenders and their sessions, in one transaction."""
     if not 1 <= len(script) <= MAX_LINES:
         raise ValueError(f"a script has 1 to {MAX_LINES} lines")
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise ValueError(f"a comparison takes 1 to {MAX_SAMPLES} samples per line")
     if not 2 <= len(specs) <= MAX_CONTENDERS:
         raise ValueError(f"a comparison has 2 to {MAX_CONTENDERS} contenders")
     positions = list(range(len(specs)))
@@ -92,6 +96,7 @@ def create_comparison(
             title=title or f"{character.name} · {len(specs)} contenders",
             character=character,
             script=list(script),
+            samples=samples,
             blind=blind,
         )
         for spec, position in zip(specs, positions, strict=True):

@@ -2,7 +2,8 @@
 
 Training takes a few milliseconds per character but a live page re-scores on every update, so
 models are cached per process, keyed by the exact sample lines they learned from (an edited
-character is a new key, never a stale model).
+character is a new key, never a stale model), and so are scores, keyed by the model itself
+and the reply (a finished reply never changes, and a page shows many of them).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from personaweb.characters.sheet import CharacterError, load_bundled
-from personaweb.characters.style import StyleModel
+from personaweb.characters.style import StyleModel, StyleScore
 
 CACHE_SIZE = 16
+SCORE_CACHE_SIZE = 20_000
+"""Replies whose scores are kept (a 20-line x 20-sample x 4-contender comparison is 1,600)."""
 
 Corpus = tuple[tuple[str, tuple[str, ...]], ...]
 
@@ -56,7 +59,14 @@ def model_for(slug: str, sample_lines: Sequence[str]) -> StyleModel | None:
     return model
 
 
+@lru_cache(maxsize=SCORE_CACHE_SIZE)
+def score(model: StyleModel, text: str, slug: str) -> StyleScore:
+    """model.score(text, slug), remembered (models hash by identity; see StyleModel)."""
+    return model.score(text, slug)
+
+
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
     bundled_corpus.cache_clear()
+    score.cache_clear()

@@ -20,4 +20,6 @@ urlpatterns = [
     path("<int:pk>/delete/", views.delete, name="delete"),
     path("<int:pk>/export.json", exports.export_json, name="export_json"),
     path("<int:pk>/export.csv", exports.export_csv, name="export_csv"),
+    path("<int:pk>/figures.csv", exports.export_figures_csv, name="export_figures_csv"),
+    path("<int:pk>/charts/<slug:name>.svg", views.chart_svg, name="chart"),
 ]

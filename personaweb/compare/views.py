@@ -14,10 +14,11 @@ from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from personaweb.compare import judging, metrics, running
+from personaweb.compare import charts, judging, metrics, results, running
 from personaweb.compare.forms import ComparisonForm, contender_formset
 from personaweb.compare.models import Comparison, Vote
 from personaweb.compare.setup import create_comparison, specs_of
@@ -64,6 +65,7 @@ def _initial_from(source: Comparison | None) -> dict[str, Any]:
             "character": source.character_id,
             "title": "",
             "script": "\n".join(source.script),
+            "samples": source.samples,
             "blind": source.blind,
         },
         "contenders": [
@@ -88,6 +90,7 @@ def _new_form(request: AuthedRequest) -> tuple[Comparison | None, HttpResponse |
                 [f.spec() for f in formset.forms],
                 blind=data["blind"],
                 title=data["title"].strip(),
+                samples=data["samples"],
             )
             return comparison, None
         status = 400
@@ -137,9 +140,34 @@ def _labels_shown(comparison: Comparison, my_votes: dict[int, int]) -> bool:
     return not comparison.blind or comparison.revealed or voted_all
 
 
+CHART_TITLES = {
+    "score": "Style score per contender",
+    "lines": "Style score per script line",
+    "cost": "Calls, tokens and latency per reply",
+}
+
+
+def inline_charts(
+    comparison: Comparison, found: results.Results
+) -> list[tuple[str, str, SafeString]]:
+    """(name, title, svg) for the page. The SVG is built in charts.py, which escapes every
+    piece of text it writes: that is what makes marking it safe right."""
+    script = list(comparison.script)
+    return [
+        (name, CHART_TITLES[name], mark_safe(charts.chart(name, found, script)))
+        for name in charts.CHARTS
+    ]
+
+
 def board_context(request: AuthedRequest, comparison: Comparison, **extra: Any) -> dict:
     columns = metrics.columns(comparison)
     my_votes = _my_votes(request, comparison)
+    show_labels = _labels_shown(comparison, my_votes)
+    # Figures name the strategies: in blind mode they wait for the labels.
+    found = results.build(comparison, columns) if show_labels and columns else None
+    if found is not None:
+        for column, result in zip(columns, found.contenders, strict=True):
+            column.result = result
     rows = [
         {
             "index": i,
@@ -153,7 +181,9 @@ def board_context(request: AuthedRequest, comparison: Comparison, **extra: Any) 
         "comparison": comparison,
         "columns": columns,
         "rows": rows,
-        "show_labels": _labels_shown(comparison, my_votes),
+        "show_labels": show_labels,
+        "results": found,
+        "charts": inline_charts(comparison, found) if found is not None else [],
         "voted": len(my_votes),
         "running": any(c.running for c in columns),
         "resumable": any(not c.running and not c.complete for c in columns),
@@ -194,6 +224,22 @@ def column(request: AuthedRequest, pk: int, contender_pk: int) -> HttpResponse:
         "oob": True,
     }
     return render(request, f"{TEMPLATE}#column-update", ctx)
+
+
+@require_GET
+@login_required
+def chart_svg(request: AuthedRequest, pk: int, name: str) -> HttpResponse:
+    """One chart as a standalone SVG file (the same document the page inlines)."""
+    comparison = owned(request, pk)
+    if name not in charts.CHARTS:
+        raise Http404("no such chart")
+    if not _labels_shown(comparison, _my_votes(request, comparison)):
+        return refuse("vote on every line, or reveal the labels, to see the charts", 403)
+    found = results.build(comparison, metrics.columns(comparison))
+    svg = charts.chart(name, found, list(comparison.script))
+    response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="comparison-{pk}-{name}.svg"'
+    return response
 
 
 def _board_response(request: AuthedRequest, comparison: Comparison) -> HttpResponse:
@@ -256,6 +302,7 @@ def _copy(comparison: Comparison) -> Comparison | None:
         specs_of(comparison),
         blind=comparison.blind,
         title=comparison.title,
+        samples=comparison.samples,
     )
 
 

@@ -1,4 +1,5 @@
-"""A blind two-column comparison in real headless Chromium: it streams in, then a vote."""
+"""A blind two-column comparison in real headless Chromium: it streams in (two samples per
+line), then votes reveal the labels, the figures and the charts."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def test_a_blind_two_column_comparison_streams_in_and_takes_votes(
     expect(rows).to_have_count(3)
     rows.nth(2).locator(".remove-contender").click()
     expect(rows).to_have_count(2)
+    page.fill("#id_samples", "2")
     page.select_option("#id_contenders-0-strategy", "single")
     page.select_option("#id_contenders-1-strategy", "nested")
     page.check("#id_blind")
@@ -79,12 +81,24 @@ def test_a_blind_two_column_comparison_streams_in_and_takes_votes(
     expect(page.locator(".cmp-cell[data-voted]")).to_have_count(2)
     expect(page.locator(".cmp-colhead .cfg").first).to_contain_text("t=0.7")
     expect(page.locator(".cmp-foot .votes")).to_have_text(["1", "1"])
-    # Style numbers are shown now, per reply and per column.
+    # Style numbers are shown now, per reply and per column, with intervals.
     expect(page.locator(".cmp-cell .metrics").first).to_contain_text("style")
     expect(page.locator(".cmp-foot").first).to_contain_text("consistency")
-    # The vote changes instead of doubling.
+    expect(page.locator(".cmp-foot").first).to_contain_text(" to ")
+    # Each line was answered twice per contender; the second sample folds under the first.
+    expect(page.locator(".cmp-samples summary")).to_have_count(4)
+    expect(page.locator(".cmp-samples summary").first).to_contain_text("2 of 2 samples")
+    # The results: a sentence against the single-prompt baseline, and three SVG charts with
+    # one bar per contender in the score chart (no script needed to see them).
+    expect(page.locator(".cmp-sentences li")).to_have_count(1)
+    expect(page.locator(".cmp-sentences li")).to_contain_text("over 2 lines x 2 samples")
+    expect(page.locator("svg.cmp-chart")).to_have_count(3)
+    expect(page.locator("#chart-score svg rect.bar")).to_have_count(2)
+    page.locator("#chart-score").screenshot(path=str(compare_server.log.parent / "chart.png"))
+    # The vote changes instead of doubling, and the sentence counts it.
     page.locator("#board .cmp-cell").nth(1).locator("button:text('best reply')").click()
     expect(page.locator(".cmp-foot .votes")).to_have_text(["0", "2"])
+    expect(page.locator(".cmp-sentences li")).to_contain_text("In blind votes")
     deadline = time.monotonic() + 5
     while Vote.objects.count() != 2 and time.monotonic() < deadline:
         time.sleep(0.1)

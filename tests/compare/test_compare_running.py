@@ -11,6 +11,7 @@ from django.urls import reverse
 from personaweb.compare import metrics, running
 from personaweb.compare.models import Comparison
 from personaweb.compare.setup import ContenderSpec, create_comparison
+from personaweb.web.store import to_node
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_runs")]
 
@@ -142,3 +143,122 @@ def test_the_page_links_each_column_to_its_debugger(client, alice, sara):
     for contender in comparison.contenders.all():
         assert f'href="/s/{contender.session_id}/"' in page
         assert f'ws-connect="/ws/s/{contender.session_id}/"' in page
+
+
+# --- repeated samples ---------------------------------------------------------------------------
+
+
+async def test_every_line_is_answered_n_times_from_the_same_conversation_prefix(
+    alice, sara, compare_llm
+):
+    from personaweb.compare import samples as rules
+    from personaweb.web.models import ChatSession
+    from personaweb.web.store import OrmStore
+
+    specs = [ContenderSpec("single"), ContenderSpec("nested")]
+    comparison = await sync_to_async(create_comparison)(alice, sara, SCRIPT, specs, samples=3)
+    await running.start(comparison)
+    await running.wait(comparison)
+    single, nested = await sync_to_async(metrics.columns)(comparison)
+    assert single.status == nested.status == "done"
+    for column in (single, nested):
+        assert [len(t.every_sample) for t in column.turns] == [3, 3, 3]
+        assert all(t.complete and t.samples_done == 3 for t in column.turns)
+        assert [s.sample for s in column.turns[1].every_sample] == [1, 2, 3]
+    # Costs count every sample: single makes one call per reply, nested five.
+    assert single.calls == 3 * 3 and nested.calls == 3 * 3 * 5
+    assert len(single.scored) == len(nested.scored) == 9
+
+    for contender in (single.contender, nested.contender):
+        nodes = await sync_to_async(OrmStore(contender.session_id).all_nodes)()
+        lines = [n for n in nodes if rules.is_line(n)]
+        assert [n.content for n in lines] == SCRIPT  # one conversation, never three
+        for line in lines:
+            children = [n for n in nodes if n.parent_id == line.id]
+            # Sample 1 and two marked branches from the very same user message.
+            assert sorted(rules.sample_mark(c) or 1 for c in children) == [1, 2, 3]
+        # Each next line goes on under sample 1's reply.
+        by_id = {n.id: n for n in nodes}
+        for line in lines[1:]:
+            reply = by_id[line.parent_id]
+            assert rules.sample_mark(_top_of(reply, by_id, lines)) is None
+        # The debugger opens on the conversation, not on the last sample branch.
+        session = await ChatSession.objects.aget(pk=contender.session_id)
+        assert _line_of(by_id[session.active_node], by_id) == lines[-1].id
+        assert rules.sample_mark(_top_of(by_id[session.active_node], by_id, lines)) is None
+
+    # Independent replays of the same prefix: single's three requests for a line are identical.
+    asked = [r["messages"] for r in compare_llm.requests if "This is how you talk" in str(r)]
+    by_line: dict[str, list] = {}
+    for messages in asked:
+        by_line.setdefault(messages[-1]["content"], []).append(messages)
+    assert sorted(by_line) == sorted(SCRIPT)
+    for requests in by_line.values():
+        assert len(requests) == 3 and requests[0] == requests[1] == requests[2]
+
+
+def _line_of(node, by_id) -> str:
+    from personaweb.compare import samples as rules
+
+    while not rules.is_line(node):
+        node = by_id[node.parent_id]
+    return node.id
+
+
+def _top_of(node, by_id, lines):
+    """The child of the node's line on its path (the first node of its sample)."""
+    line_ids = {line.id for line in lines}
+    while node.parent_id not in line_ids:
+        node = by_id[node.parent_id]
+    return node
+
+
+async def test_a_run_cut_off_mid_sample_finishes_that_sample_on_resume(alice, sara, compare_llm):
+    from personaweb.compare import samples as rules
+    from personaweb.web import runs
+    from personaweb.web.models import NodeRow
+
+    compare_llm.chunk_delay_s = 0.05  # slow enough to stop it mid-stream
+    comparison = await sync_to_async(create_comparison)(
+        alice, sara, SCRIPT[:2], [ContenderSpec("nested"), ContenderSpec("single")], samples=2
+    )
+    await running.start(comparison)
+    nested = await comparison.contenders.aget(position=0)
+    rows = NodeRow.objects.filter(session_id=nested.session_id)
+    # Wait until sample 2 of the first line is under way (its branch is marked), then until a
+    # step inside it streams, and stop the run there: what a killed process leaves behind.
+    for _ in range(400):
+        if (
+            await rows.filter(data__sample=2).aexists()
+            and await rows.filter(status="streaming").aexists()
+        ):
+            break
+        await asyncio.sleep(0.02)
+    assert await runs.stop(nested.session_id)
+    await running.wait(comparison)
+    stopped, _ = await sync_to_async(metrics.columns)(comparison)
+    assert stopped.status == "interrupted"
+    assert stopped.turns[0].done and stopped.turns[0].samples[0].state == "interrupted"
+    compare_llm.chunk_delay_s = 0.0
+    await running.resume(comparison, [nested.pk])
+    await running.wait(comparison)
+    stopped, _ = await sync_to_async(metrics.columns)(comparison)
+    assert stopped.status == "done"
+    assert [len(t.every_sample) for t in stopped.turns] == [2, 2]
+    # The cut-off sample was finished, not begun again: one branch carries the mark 2.
+    line = await rows.filter(parent_id__isnull=True).aget()
+    marks = [
+        rules.sample_mark(n)
+        for n in await sync_to_async(lambda: [to_node(r) for r in rows.filter(parent_id=line.id)])()
+    ]
+    assert marks.count(2) == 1 and marks.count(None) == 1
+    assert await rows.filter(status="interrupted").aexists()  # never lose a step
+
+
+def test_a_comparison_takes_one_to_twenty_samples(alice, sara):
+    specs = [ContenderSpec("single"), ContenderSpec("nested")]
+    with pytest.raises(ValueError, match="samples"):
+        create_comparison(alice, sara, SCRIPT, specs, samples=0)
+    with pytest.raises(ValueError, match="samples"):
+        create_comparison(alice, sara, SCRIPT, specs, samples=21)
+    assert create_comparison(alice, sara, SCRIPT, specs, samples=20).samples == 20

@@ -26,6 +26,7 @@ def form_data(character_pk: int, **over) -> dict:
         "character": str(character_pk),
         "title": "",
         "script": "\n".join(SCRIPT),
+        "samples": "1",
         "contenders-TOTAL_FORMS": "2",
         "contenders-INITIAL_FORMS": "0",
         "contenders-MIN_NUM_FORMS": "2",
@@ -72,6 +73,8 @@ def test_every_page_of_a_comparison_is_the_owners_only(client, alice, bob, sara)
         ("column", [pk, contender.pk]),
         ("export_json", [pk]),
         ("export_csv", [pk]),
+        ("export_figures_csv", [pk]),
+        ("chart", [pk, "score"]),
     ]:
         assert client.get(reverse(f"compare:{name}", args=args)).status_code == 404, name
     for name in ("vote", "reveal", "rerun", "resume", "judge", "delete"):
