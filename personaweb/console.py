@@ -24,7 +24,7 @@ from personaweb.personas import (
     export_tree,
     import_tree,
 )
-from personaweb.personas.state import NextKind
+from personaweb.personas.state import NextKind, PathState
 
 InputFn = Callable[[str], str]
 OutputFn = Callable[[str], None]
@@ -59,7 +59,7 @@ class ConsoleObserver:
     write: OutputFn
     shown: dict[str, int] = field(default_factory=dict)
 
-    async def node_changed(self, node: Node) -> None:
+    async def node_changed(self, node: Node, state: PathState | None = None) -> None:
         if node.id in self.shown and node.status is not NodeStatus.STREAMING:
             self.write("\n")
             del self.shown[node.id]

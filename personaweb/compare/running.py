@@ -150,11 +150,7 @@ async def _mark(engine: Engine, line: Node, node: Node, mark: int) -> None:
     at = next(i for i, n in enumerate(path) if n.id == line.id)
     if at + 1 >= len(path):
         return  # nothing was made under the line
-    top = path[at + 1]
-    top.data = {**top.data, rules.SAMPLE_KEY: mark}
-    await engine.store.update(top)
-    if engine.observer is not None:
-        await engine.observer.node_changed(top)
+    await engine.add_data(path[at + 1].id, {rules.SAMPLE_KEY: mark})
 
 
 def _first_line(session: ChatSession) -> str | None:

@@ -2,6 +2,11 @@
 
 Every step is written before the next begins (pending before an LLM call, then streaming,
 then proposed), so a run that dies with its process resumes from its last node.
+
+The engine keeps a `PathWalk` of the path it works on and extends it with every node it
+writes, so deciding the next step never re-reads the path: a step costs the same at turn 10
+and at turn 1,000. The walk is only a cache of what the store holds: it is checked against
+the store when the engine starts on it, and read afresh when the engine moves elsewhere.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from personaweb.llm.calls import DEFAULT_RETRY, RetryPolicy
 from personaweb.llm.types import ChatModel
 from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona, TokenCallback
 from personaweb.personas.proposal import ProposalFailed
-from personaweb.personas.state import USER, NextKind, PathState, derive
+from personaweb.personas.state import USER, NextKind, PathState, PathWalk
 from personaweb.personas.tree import (
     PROPOSAL_KINDS,
     UNFINISHED,
@@ -70,7 +75,11 @@ class RunConfig:
 class Observer(Protocol):
     """Told about every persisted change, and about streamed text."""
 
-    async def node_changed(self, node: Node) -> None: ...
+    async def node_changed(self, node: Node, state: PathState | None) -> None:
+        """`node` was written; `state` is the run's path state with it as the leaf (None when
+        the node is not the leaf of the path the engine works on). Read it at once: it is the
+        engine's own and changes with the next step."""
+        ...
 
     async def tokens(self, node: Node, text: str) -> None: ...
 
@@ -128,11 +137,34 @@ class Engine:
         self.model = model
         self.config = config or RunConfig()
         self.observer = observer
+        self.walk: PathWalk | None = None
+        """The path this engine works on, derived node by node (a cache: see the module doc).
+        A caller may hand over the walk of an earlier engine on the same store."""
+        self._checked_walk = False
 
     # -- reading -------------------------------------------------------------------------
 
     async def state(self, leaf_id: str) -> PathState:
-        return derive(await self.store.path(leaf_id), self.root.path)
+        """The state of the path root -> leaf_id."""
+        walk = self.walk
+        if walk is not None and walk.state.path and walk.root == self.root.path:
+            if not self._checked_walk:
+                # Handed over from an earlier engine: the store may have moved on since
+                # (another process, a person's click). Check its leaf, walk the new nodes.
+                self._checked_walk = True
+                below = await self.store.path_below(walk.leaf_id, leaf_id)
+                if below is not None:
+                    walk.replace_leaf(below[0])
+                    for node in below[1:]:
+                        walk.push(node)
+                    return walk.state
+            elif walk.leaf_id == leaf_id:
+                return walk.state
+        self.walk = PathWalk(self.root.path)
+        self._checked_walk = True
+        for node in await self.store.path(leaf_id):
+            self.walk.push(node)
+        return self.walk.state
 
     # -- the run -------------------------------------------------------------------------
 
@@ -171,7 +203,7 @@ class Engine:
         if nxt.kind is NextKind.REVIEW:
             if stop and self.config.stops_at(nxt.persona):
                 return None
-            leaf = await self.store.get(nxt.node_id)
+            leaf = state.path[-1].copy()
             leaf.status = NodeStatus.APPROVED
             await self._update(leaf)
             return leaf
@@ -236,6 +268,14 @@ class Engine:
     async def approve(self, node_id: str) -> Node:
         node = await self._checked(node_id, "approve")
         node.status = NodeStatus.APPROVED
+        await self._update(node)
+        return node
+
+    async def add_data(self, node_id: str, data: dict[str, Any]) -> Node:
+        """Merge facts into a node's data (e.g. which sample of a line a branch is). Through
+        the engine, so its walk holds them too and a later write does not drop them."""
+        node = await self.store.get(node_id)
+        node.data = {**node.data, **data}
         await self._update(node)
         return node
 
@@ -540,14 +580,31 @@ class Engine:
     async def _add(self, node: Node) -> Node:
         node.created_at = self.clock()
         added = await self.store.add(node)
+        state = self._follow(added, created=True)
         if self.observer is not None:
-            await self.observer.node_changed(added)
+            await self.observer.node_changed(added, state)
         return added
 
     async def _update(self, node: Node) -> None:
         await self.store.update(node)
+        state = self._follow(node, created=False)
         if self.observer is not None:
-            await self.observer.node_changed(node)
+            await self.observer.node_changed(node, state)
+
+    def _follow(self, node: Node, *, created: bool) -> PathState | None:
+        """Keep the walk in step with a write; returns its state when the node is its leaf."""
+        walk = self.walk
+        if walk is None or not walk.state.path:
+            return None
+        light = node.copy()
+        light.call = None  # the walk holds what derive reads, never the (large) call record
+        if created and node.parent_id == walk.leaf_id:
+            return walk.push(light)
+        if not created and node.id == walk.leaf_id:
+            return walk.replace_leaf(light)
+        if not created and any(n.id == node.id for n in walk.state.path):
+            self.walk = None  # an earlier node changed: read the path afresh next time
+        return None
 
 
 def _settled(data: dict[str, Any]) -> dict[str, Any]:

@@ -147,7 +147,8 @@ class Store(Protocol):
         ...
 
     async def update(self, node: Node) -> None:
-        """Persist changes to an existing node (status, content, call, data)."""
+        """Persist changes to an existing node (status, content, data; its call record when
+        the node carries one: a node read without it keeps the one stored)."""
         ...
 
     async def get(self, node_id: str) -> Node:
@@ -155,7 +156,13 @@ class Store(Protocol):
         ...
 
     async def path(self, node_id: str) -> list[Node]:
-        """Nodes from the root down to node_id, inclusive."""
+        """Nodes from the root down to node_id, inclusive, without their call records (what a
+        state needs; `get` has the whole node)."""
+        ...
+
+    async def path_below(self, ancestor_id: str, node_id: str) -> list[Node] | None:
+        """The nodes from ancestor_id (included, read afresh) down to node_id, without call
+        records; None when ancestor_id is not on node_id's path."""
         ...
 
     async def children(self, node_id: str) -> list[Node]:
@@ -186,7 +193,10 @@ class MemoryStore:
     async def update(self, node: Node) -> None:
         if node.id not in self.nodes:
             raise NodeNotFound(node.id)
-        self.nodes[node.id] = node.copy()
+        stored = node.copy()
+        if stored.call is None:
+            stored.call = self.nodes[node.id].call
+        self.nodes[node.id] = stored
 
     async def get(self, node_id: str) -> Node:
         try:
@@ -195,13 +205,25 @@ class MemoryStore:
             raise NodeNotFound(node_id) from None
 
     async def path(self, node_id: str) -> list[Node]:
+        return self._walk_up(node_id, None)
+
+    async def path_below(self, ancestor_id: str, node_id: str) -> list[Node] | None:
+        path = self._walk_up(node_id, ancestor_id)
+        return path if path and path[0].id == ancestor_id else None
+
+    def _walk_up(self, node_id: str, stop_at: str | None) -> list[Node]:
         path: list[Node] = []
         current: str | None = node_id
         while current is not None:
             if len(path) > len(self.nodes):
                 raise ValueError(f"the parents of node {node_id} form a cycle")
-            node = await self.get(current)
+            if current not in self.nodes:
+                raise NodeNotFound(current)
+            node = self.nodes[current].copy()
+            node.call = None
             path.append(node)
+            if current == stop_at:
+                break
             current = node.parent_id
         path.reverse()
         return path

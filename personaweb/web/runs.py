@@ -44,7 +44,7 @@ from personaweb.personas.group import (
     group_hierarchy,
     group_settings_from_dict,
 )
-from personaweb.personas.state import NextKind
+from personaweb.personas.state import NextKind, PathState
 from personaweb.personas.tree import UNFINISHED
 from personaweb.web.models import Character, ChatSession, NodeRow, Run, RunStatus
 from personaweb.web.store import OrmStore
@@ -176,7 +176,7 @@ class Broadcaster:
     async def for_session(cls, session_id: int) -> Broadcaster:
         return cls(session_id, await sync_to_async(_max_seq)(session_id))
 
-    async def node_changed(self, node: Node) -> None:
+    async def node_changed(self, node: Node, state: PathState | None = None) -> None:
         # Text still waiting for its batch is older than this change: drop it, or a late
         # token frame would paint a finished node as streaming again.
         self._pending.pop(node.id, None)

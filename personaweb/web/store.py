@@ -88,6 +88,7 @@ MUTABLE_FIELDS = [
     "call",
     "data",
 ]
+LIGHT_MUTABLE_FIELDS = [f for f in MUTABLE_FIELDS if f != "call"]
 
 
 @dataclass
@@ -189,21 +190,30 @@ def load_node(session_id: int, node_id: str) -> tuple[Node, bool] | None:
     return to_node(row), has_children
 
 
-def path_rows(session_id: int, node_id: str, *, with_call: bool = False) -> list[NodeRow]:
-    """Rows root -> node_id in one query (a recursive CTE: SQLite and PostgreSQL alike)."""
+def path_rows(
+    session_id: int, node_id: str, *, with_call: bool = False, stop_at: str | None = None
+) -> list[NodeRow]:
+    """Rows root -> node_id in one query (a recursive CTE: SQLite and PostgreSQL alike).
+    With `stop_at`, the walk up ends at that node (included) if it meets it."""
     table = NodeRow._meta.db_table
     columns = [f for f in TREE_FIELDS if f != "parent_id"] + ["parent_id", "session_id", "data"]
     if with_call:
         columns.append("call")
     cols = ", ".join(f"n.{c}" for c in columns)
+    params: list[object] = [node_id, session_id]
+    stop = ""
+    if stop_at is not None:
+        stop = " WHERE up.id <> %s"
+        params.append(stop_at)
     sql = (
         f"WITH RECURSIVE up(id, parent_id, depth) AS ("
         f"  SELECT id, parent_id, 0 FROM {table} WHERE id = %s AND session_id = %s"
         f"  UNION ALL"
         f"  SELECT p.id, p.parent_id, up.depth + 1 FROM {table} p JOIN up ON p.id = up.parent_id"
+        f"{stop}"
         f") SELECT {cols} FROM up JOIN {table} n ON n.id = up.id ORDER BY up.depth DESC"
     )
-    return list(NodeRow.objects.raw(sql, [node_id, session_id]))
+    return list(NodeRow.objects.raw(sql, params))
 
 
 class OrmStore:
@@ -237,8 +247,10 @@ class OrmStore:
 
     def _update(self, node: Node) -> None:
         row = to_row(node, self.session_id)
+        # A node read without its call record (a path) keeps the one stored.
+        fields = MUTABLE_FIELDS if node.call is not None else LIGHT_MUTABLE_FIELDS
         changed = NodeRow.objects.filter(session_id=self.session_id, id=node.id).update(
-            updated_at=timezone.now(), **{f: getattr(row, f) for f in MUTABLE_FIELDS}
+            updated_at=timezone.now(), **{f: getattr(row, f) for f in fields}
         )
         if not changed:
             raise NodeNotFound(node.id)
@@ -256,10 +268,19 @@ class OrmStore:
         return await sync_to_async(self._path)(node_id)
 
     def _path(self, node_id: str) -> list[Node]:
-        rows = path_rows(self.session_id, node_id, with_call=True)
+        rows = path_rows(self.session_id, node_id)
         if not rows:
             raise NodeNotFound(node_id)
-        return [to_node(r) for r in rows]
+        return [to_node(r, with_call=False) for r in rows]
+
+    async def path_below(self, ancestor_id: str, node_id: str) -> list[Node] | None:
+        return await sync_to_async(self._path_below)(ancestor_id, node_id)
+
+    def _path_below(self, ancestor_id: str, node_id: str) -> list[Node] | None:
+        rows = path_rows(self.session_id, node_id, stop_at=ancestor_id)
+        if not rows or rows[0].id != ancestor_id:
+            return None
+        return [to_node(r, with_call=False) for r in rows]
 
     async def children(self, node_id: str) -> list[Node]:
         return await sync_to_async(self._children)(node_id)

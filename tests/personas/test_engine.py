@@ -78,8 +78,9 @@ async def test_autonomous_dialogue_run_goes_through_both_children() -> None:
     personas = [n.persona for n in state.path]
     assert "orchestrator/responder" in personas
     assert "orchestrator/style_rewriter" in personas
-    # Every LLM node records what was sent and what came back.
-    proposals = [n for n in state.path if n.kind is NodeKind.PROPOSAL]
+    # Every LLM node records what was sent and what came back (a path leaves call records out;
+    # the node itself has them).
+    proposals = [await engine.store.get(n.id) for n in state.path if n.kind is NodeKind.PROPOSAL]
     assert all(n.call is not None and n.call.messages for n in proposals)
     assert all(n.status is NodeStatus.APPROVED for n in proposals)
 

@@ -11,6 +11,7 @@ from personaweb.personas import (
     Action,
     Engine,
     MemoryStore,
+    Node,
     NodeKind,
     RunConfig,
     SimpleCharacter,
@@ -46,6 +47,11 @@ def by_speaker(replies: dict[str, str]) -> Callable[[ChatRequest], str]:
         raise AssertionError(f"unexpected call: {system[:80]}")
 
     return answer
+
+
+async def full_path(engine: Engine, leaf_id: str) -> list[Node]:
+    """The path with every node's call record (a store's path leaves them out)."""
+    return [await engine.store.get(n.id) for n in await engine.store.path(leaf_id)]
 
 
 def engine_for(settings: GroupSettings, model: ScriptedChatModel, strategy: str = "single"):
@@ -177,7 +183,7 @@ async def test_prepass_decisions_carry_their_calls_and_bad_json_is_silence() -> 
     engine = Engine(root, MemoryStore(), model, RunConfig(guided=False), clock=ticking())
     leaf = await engine.run_autonomous("Can someone help me?")
     state = await engine.state(leaf.id)
-    first = [n for n in state.path if n.kind is NodeKind.DECISION][:2]
+    first = [await engine.store.get(n.id) for n in state.path if n.kind is NodeKind.DECISION][:2]
     by_name = {n.data["character"]: n for n in first}
     assert by_name["ann"].data["speak"] is True and by_name["ann"].call is not None
     assert by_name["bob"].data["speak"] is False
@@ -229,7 +235,7 @@ async def test_policy_costs_are_measured_from_the_nodes() -> None:
     model.default = by_speaker({"Ann Archer": "Hello!", "Bob Baker": "Hi."})
     heuristic = engine_for(GroupSettings(turn_cap=2), model)
     leaf = await heuristic.run_autonomous("Ann, Bob: hello!")
-    costs = {c.policy: c for c in policy_costs(await heuristic.store.path(leaf.id))}
+    costs = {c.policy: c for c in policy_costs(await full_path(heuristic, leaf.id))}
     assert costs["heuristic"].llm_calls == 0 and costs["heuristic"].messages >= 1
 
     model = ScriptedChatModel()
@@ -238,7 +244,7 @@ async def test_policy_costs_are_measured_from_the_nodes() -> None:
     settings = GroupSettings(policy=PolicySettings(default=ReplyPolicy.PREPASS))
     prepass = engine_for(settings, model)
     leaf = await prepass.run_autonomous("Anyone?")
-    costs = {c.policy: c for c in policy_costs(await prepass.store.path(leaf.id))}
+    costs = {c.policy: c for c in policy_costs(await full_path(prepass, leaf.id))}
     assert costs["prepass"].llm_calls == 3 and costs["prepass"].messages == 1
     assert costs["prepass"].tokens > 0 and costs["prepass"].calls_per_message == 3
 

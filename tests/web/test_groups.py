@@ -13,7 +13,7 @@ from personaweb.personas import NodeKind
 from personaweb.personas.group_metrics import policy_costs
 from personaweb.web import group_views, runs
 from personaweb.web.models import ChatSession, NodeRow
-from personaweb.web.store import OrmStore
+from personaweb.web.store import OrmStore, path_rows, to_node
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -271,8 +271,8 @@ async def test_the_policy_table_counts_prepass_calls_from_the_nodes(
     assert f'<td class="num tokens">{tokens} ' in prepass
     assert f'<td class="num messages">{len(heard)}</td>' in prepass
     # The same figures the core measures.
-    store = OrmStore(session.pk)
-    (cost,) = policy_costs(await store.path(rows[-1].id))
+    full = await sync_to_async(path_rows)(session.pk, rows[-1].id, with_call=True)
+    (cost,) = policy_costs([to_node(r) for r in full])
     assert (cost.llm_calls, cost.tokens) == (len(called), tokens)
     # Added latency: each round of concurrent pre-pass calls waits for its slowest call.
     slowest: dict[str, float] = {}
