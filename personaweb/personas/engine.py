@@ -160,7 +160,7 @@ class Engine:
                     return walk.state
             elif walk.leaf_id == leaf_id:
                 return walk.state
-        self.walk = PathWalk(self.root.path)
+        self.walk = PathWalk(self.root.path, self.root.speakers())
         self._checked_walk = True
         for node in await self.store.path(leaf_id):
             self.walk.push(node)

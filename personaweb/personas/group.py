@@ -152,6 +152,10 @@ class GroupDirector(ResponseDrivenPersona):
         self.settings = settings or GroupSettings()
         self.ratings = ratings or RatingBook()
 
+    def speakers(self) -> frozenset[str]:
+        """Every character speaks in the conversation: their replies are its lines."""
+        return frozenset(child.path for child in self.children.values())
+
     # -- reading the conversation off the path -----------------------------------------
 
     def heard(self, history: Sequence[Event]) -> Heard:
@@ -472,7 +476,7 @@ class GroupDirector(ResponseDrivenPersona):
         message = self.message_for(slug, heard)
         if note:
             message += f"\n\n(Reviewer note: {note})"
-        data = {"relay": True, "reason": reason}
+        data = {"reason": reason}
         return ProposedResponse(ctx.persona, Action.DELEGATE, message, target=slug, data=data)
 
     @staticmethod

@@ -200,6 +200,11 @@ class ResponseDrivenPersona(ABC):
             children=[c.describe() for c in self.children.values()],
         )
 
+    def speakers(self) -> frozenset[str]:
+        """Personas below this top persona whose replies are lines of the conversation, like
+        its own (see state.py). Most hierarchies have none: only the top persona speaks."""
+        return frozenset()
+
     def with_profiles(self, profiles: dict[str, LLMProfile]) -> ResponseDrivenPersona:
         """Override LLM profiles by persona path (in place); returns self for chaining."""
         for persona in self.walk():

@@ -10,6 +10,10 @@ How a proposal on a path is read depends on the node that follows it:
   - a same-persona proposal after a rejected one -> the persona is told it was rejected;
   - anything else     -> the proposal was applied.
 
+The conversation (the transcript) is what the top persona says to the user, plus the replies
+of the `speakers` a hierarchy names: a group chat's director names its characters, whose
+replies to it are lines of the conversation too.
+
 Only the leaf's reading can still change: a node with a child never changes in any way this
 module reads (approve, reject, feedback and edit all act on a node before it has children).
 So `PathWalk` derives a path one node at a time, keeping the leaf's reading provisional until
@@ -142,8 +146,6 @@ class PathState:
     """The top-level conversation."""
     steps_in_run: int = 0
     """Nodes since the current run's user message (inclusive)."""
-    relays: dict[str, bool] = field(default_factory=dict)
-    """Per delegated persona path: whether its reply is a line of the top conversation."""
     next: Next = field(default_factory=lambda: Next(NextKind.EMPTY))
     """What happens next."""
 
@@ -165,9 +167,10 @@ def parent_path(persona: str) -> str:
     return persona.rpartition("/")[0]
 
 
-def derive(path: list[Node], root: str) -> PathState:
-    """Read a root -> leaf path into persona state and the next step."""
-    walk = PathWalk(root)
+def derive(path: list[Node], root: str, speakers: frozenset[str] = frozenset()) -> PathState:
+    """Read a root -> leaf path into persona state and the next step. `speakers`: personas
+    below the top whose replies are lines of the conversation (see the module doc)."""
+    walk = PathWalk(root, speakers)
     for node in path:
         walk.push(node)
     return walk.state
@@ -182,7 +185,6 @@ class _Mark:
     transcript: int
     events: dict[str, int]
     activations: dict[str, int | None]
-    relay: tuple[str, bool | None] | None
 
 
 class PathWalk:
@@ -193,9 +195,11 @@ class PathWalk:
     it is applied with a mark and taken back when the leaf is replaced or gets a child.
     """
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, speakers: frozenset[str] = frozenset()) -> None:
         self.root = root
         """The top persona's path."""
+        self.speakers = speakers
+        """Personas below the top whose replies are lines of the conversation."""
         self.state = PathState(path=[])
         """The state of the path so far (read it, never change it)."""
         self._mark: _Mark | None = None
@@ -211,7 +215,7 @@ class PathWalk:
             if node.parent_id != state.path[-1].id:
                 raise ValueError(f"node {node.id} is not a child of the leaf {self.leaf_id}")
             self._undo()
-            _apply(state, state.path[-1], node, self.root)
+            _apply(state, state.path[-1], node, self.root, self.speakers)
             state.steps_in_run += 1
         state.path.append(node)
         self._settle()
@@ -229,16 +233,14 @@ class PathWalk:
     def _settle(self) -> None:
         state, leaf = self.state, self.state.path[-1]
         personas = {leaf.persona, *state.stack}
-        relay = f"{leaf.persona}/{leaf.target}" if leaf.target else None
         self._mark = _Mark(
             stack=list(state.stack),
             steps_in_run=state.steps_in_run,
             transcript=len(state.transcript),
             events={p: len(state.events[p]) for p in personas if p in state.events},
             activations={leaf.persona: state.activations.get(leaf.persona)},
-            relay=(relay, state.relays.get(relay)) if relay else None,
         )
-        _apply(state, leaf, None, self.root)
+        _apply(state, leaf, None, self.root, self.speakers)
         state.steps_in_run += 1
         state.next = _next(state, leaf, self.root)
 
@@ -260,12 +262,6 @@ class PathWalk:
                 state.activations.pop(persona, None)
             else:
                 state.activations[persona] = count
-        if mark.relay is not None:
-            key, value = mark.relay
-            if value is None:
-                state.relays.pop(key, None)
-            else:
-                state.relays[key] = value
         state.next = Next(NextKind.EMPTY)
 
 
@@ -283,7 +279,9 @@ def _event(state: PathState, persona: str, kind: EventKind, node: Node, **kw: ob
     )
 
 
-def _apply(state: PathState, node: Node, following: Node | None, root: str) -> None:
+def _apply(
+    state: PathState, node: Node, following: Node | None, root: str, speakers: frozenset[str]
+) -> None:
     persona = node.persona
     if node.kind is NodeKind.INBOUND:
         if node.sender == USER or persona == root:
@@ -325,9 +323,6 @@ def _apply(state: PathState, node: Node, following: Node | None, root: str) -> N
         return  # proposed, pending, streaming, interrupted: not applied yet
 
     _event(state, persona, EventKind.OWN, node, action=node.action, target=node.target)
-    if node.action is Action.DELEGATE and node.target:
-        # A group director relays its characters' replies to the conversation itself.
-        state.relays[f"{persona}/{node.target}"] = bool(node.data.get("relay"))
     if node.action in (Action.REPLY, Action.PASS):
         if state.stack and state.stack[-1] == persona:
             state.stack.pop()
@@ -345,7 +340,7 @@ def _apply(state: PathState, node: Node, following: Node | None, root: str) -> N
                     data=node.data,
                 )
             )
-            if state.relays.get(persona):
+            if persona in speakers:
                 state.transcript.append(
                     TranscriptLine(
                         persona,

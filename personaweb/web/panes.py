@@ -248,7 +248,7 @@ def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = T
         # A group chat reads node data (relays, decisions) and calls (policy costs) off its
         # path, which the tree leaves out: load the active path whole, in one more query.
         path = [to_node(r) for r in path_rows(session.pk, path[-1].id, with_call=True)]
-    state = derive(path, persona_root.path) if path else None
+    state = derive(path, persona_root.path, persona_root.speakers()) if path else None
     rows, hidden = tree_rows(tree, path, window)
     if session.hierarchy != "group" and state is not None:
         spoken = {line.node_id for line in state.transcript[-TRANSCRIPT_WINDOW:]}
