@@ -59,7 +59,7 @@ class ConsoleObserver:
     write: OutputFn
     shown: dict[str, int] = field(default_factory=dict)
 
-    async def node_changed(self, node: Node, state: PathState | None = None) -> None:
+    async def node_changed(self, node: Node, state: PathState | None, created: bool) -> None:
         if node.id in self.shown and node.status is not NodeStatus.STREAMING:
             self.write("\n")
             del self.shown[node.id]

@@ -16,7 +16,7 @@ from personaweb.compare import metrics
 from personaweb.compare.models import Comparison
 from personaweb.llm import calls
 from personaweb.llm.types import ChatMessage, ChatModel, LLMProfile
-from personaweb.web import runs
+from personaweb.web import building
 
 JUDGE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -65,7 +65,7 @@ async def judge(comparison: Comparison) -> None:
     system = judge_prompt(character.name, list(character.data.get("sample_lines") or []))
     columns = await sync_to_async(metrics.columns)(comparison)
     try:
-        model = runs.chat_model()
+        model = building.chat_model()
     except Exception as exc:  # a misconfigured endpoint: say so on the page
         comparison.judge_error = f"no model to judge with: {exc}"
         await comparison.asave(update_fields=["judge_error"])

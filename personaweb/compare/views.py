@@ -22,7 +22,7 @@ from personaweb.compare import charts, judging, metrics, results, running
 from personaweb.compare.forms import ComparisonForm, contender_formset
 from personaweb.compare.models import Comparison, Vote
 from personaweb.compare.setup import create_comparison, specs_of
-from personaweb.web import runs
+from personaweb.web import recovery, runs
 from personaweb.web.models import ChatSession
 from personaweb.web.views import AuthedRequest, ensure_characters, refuse
 
@@ -195,7 +195,7 @@ def board_context(request: AuthedRequest, comparison: Comparison, **extra: Any) 
 @require_GET
 @login_required
 def comparison_detail(request: AuthedRequest, pk: int) -> HttpResponse:
-    runs.ensure_recovered()  # a run left by a stopped process shows as interrupted
+    recovery.ensure_recovered()  # a run left by a stopped process shows as interrupted
     comparison = owned(request, pk)
     return render(request, TEMPLATE, board_context(request, comparison))
 
@@ -347,7 +347,7 @@ async def judge(request: AuthedRequest, pk: int) -> HttpResponse:
 async def delete(request: AuthedRequest, pk: int) -> HttpResponse:
     comparison = await aowned(request, pk)
     sessions = [c.session_id async for c in comparison.contenders.all() if c.session_id]
-    if any(runs.is_running(s) for s in sessions):
+    if await sync_to_async(runs.any_running)(sessions):
         return refuse("wait for the contenders to finish before deleting", 409)
 
     def drop() -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
 from personaweb.llm.types import LLMProfile
 from personaweb.personas.delegating import INBOUND, CodePersona, DelegatingPersona, Move, Plan
-from personaweb.personas.persona import BasicPersona, ResponseDrivenPersona
+from personaweb.personas.persona import BasicPersona, ResponseDrivenPersona, apply_profiles
 from personaweb.personas.proposal import ProposedResponse
 from personaweb.personas.state import Event, EventKind
 from personaweb.personas.structured import StructuredPersona
@@ -196,9 +196,8 @@ def nested_strategy(
         plan=NESTED_PLAN_WITH_PASS if can_pass else NESTED_PLAN,
         children=[_responder(character, profile, can_pass), _rewriter(character, profile)],
         description=f"Produces {character.name}'s next line.",
-        profile=LLMProfile(
-            model=profile.model, temperature=0.2, max_tokens=400, base_url=profile.base_url
-        ),
+        # Steering, not speaking: cool, room for a whole line in JSON, no stop at blank lines.
+        profile=replace(profile, temperature=0.2, max_tokens=400, stop=()),
         display_name=character.name,
     )
 
@@ -241,9 +240,7 @@ class LinearDialoguePersona(CodePersona):
             system_prompt=alignment_prompt(character),
             schema=ALIGNMENT_SCHEMA,
             description="Scores how well the recent lines serve the character's goals.",
-            profile=LLMProfile(
-                model=profile.model, temperature=0.0, max_tokens=200, base_url=profile.base_url
-            ),
+            profile=replace(profile, temperature=0.0, max_tokens=200, stop=()),
         )
         super().__init__(
             "pipeline",
@@ -338,10 +335,4 @@ def dialogue_hierarchy(
     builders = {"single": single_strategy, "nested": nested_strategy, "linear": linear_strategy}
     if strategy not in builders:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    root = builders[strategy](character, base, can_pass)
-    if profiles:
-        for persona in root.walk():
-            chosen = profiles.get(persona.path) or profiles.get(persona.name)
-            if chosen is not None:
-                persona.profile = chosen
-    return root
+    return apply_profiles(builders[strategy](character, base, can_pass), profiles or {})

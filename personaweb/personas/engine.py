@@ -75,10 +75,10 @@ class RunConfig:
 class Observer(Protocol):
     """Told about every persisted change, and about streamed text."""
 
-    async def node_changed(self, node: Node, state: PathState | None) -> None:
-        """`node` was written; `state` is the run's path state with it as the leaf (None when
-        the node is not the leaf of the path the engine works on). Read it at once: it is the
-        engine's own and changes with the next step."""
+    async def node_changed(self, node: Node, state: PathState | None, created: bool) -> None:
+        """`node` was written (`created`: added, else updated); `state` is the run's path state
+        with it as the leaf (None when the node is not the leaf of the path the engine works
+        on). Read it at once: it is the engine's own and changes with the next step."""
         ...
 
     async def tokens(self, node: Node, text: str) -> None: ...
@@ -582,14 +582,14 @@ class Engine:
         added = await self.store.add(node)
         state = self._follow(added, created=True)
         if self.observer is not None:
-            await self.observer.node_changed(added, state)
+            await self.observer.node_changed(added, state, True)
         return added
 
     async def _update(self, node: Node) -> None:
         await self.store.update(node)
         state = self._follow(node, created=False)
         if self.observer is not None:
-            await self.observer.node_changed(node, state)
+            await self.observer.node_changed(node, state, False)
 
     def _follow(self, node: Node, *, created: bool) -> PathState | None:
         """Keep the walk in step with a write; returns its state when the node is its leaf."""

@@ -33,6 +33,8 @@ from personaweb.personas.proposal import Deliberation, ProposedResponse
 from personaweb.personas.state import Event, EventKind
 from personaweb.personas.tree import Action
 
+DIRECTOR = "director"
+"""The group director's name: the top persona of every group chat."""
 DEFAULT_TURN_CAP = 6
 GROUP_MAX_STEPS = 400
 """A RunConfig.max_steps that fits a group turn: every message costs a decision per
@@ -142,7 +144,7 @@ class GroupDirector(ResponseDrivenPersona):
             root.name = slug
             roots.append(root)
         super().__init__(
-            "director",
+            DIRECTOR,
             description="Decides who in the group speaks next.",
             children=roots,
             display_name="Group",

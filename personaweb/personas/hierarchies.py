@@ -7,6 +7,7 @@ can be overridden per persona path afterwards with `with_profiles`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from personaweb.llm.types import LLMProfile
@@ -17,7 +18,7 @@ from personaweb.personas.dialogue import (
     character_from_mapping,
     dialogue_hierarchy,
 )
-from personaweb.personas.persona import BasicPersona, ResponseDrivenPersona
+from personaweb.personas.persona import BasicPersona, ResponseDrivenPersona, apply_profiles
 from personaweb.personas.tree import Action
 
 
@@ -54,7 +55,7 @@ def code_hierarchy(
             "with the single word APPROVED. Otherwise list the problems briefly."
         ),
         description="Checks the code; answers APPROVED or lists problems.",
-        profile=LLMProfile(model=base.model, temperature=0.0, max_tokens=256),
+        profile=replace(base, temperature=0.0, max_tokens=256),
         stateless=True,
     )
     coder = LoopPersona(
@@ -86,13 +87,11 @@ def code_hierarchy(
         ),
         children=[planner, coder, reviewer],
         description="Leads the coding team.",
-        profile=LLMProfile(model=base.model, temperature=0.2, max_tokens=600),
+        profile=replace(base, temperature=0.2, max_tokens=600),
         display_name="Lead",
         plan=CODE_PLAN,
     )
-    if profiles:
-        lead.with_profiles(dict(profiles))
-    return lead
+    return apply_profiles(lead, profiles or {})
 
 
 CODE_PLAN = Plan(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -205,12 +205,9 @@ class ResponseDrivenPersona(ABC):
         its own (see state.py). Most hierarchies have none: only the top persona speaks."""
         return frozenset()
 
-    def with_profiles(self, profiles: dict[str, LLMProfile]) -> ResponseDrivenPersona:
-        """Override LLM profiles by persona path (in place); returns self for chaining."""
-        for persona in self.walk():
-            if persona.path in profiles:
-                persona.profile = profiles[persona.path]
-        return self
+    def with_profiles(self, profiles: Mapping[str, LLMProfile]) -> ResponseDrivenPersona:
+        """Override LLM profiles (in place; see apply_profiles); returns self for chaining."""
+        return apply_profiles(self, profiles)
 
     @abstractmethod
     async def propose(self, ctx: ProposeContext) -> ProposedResponse:
@@ -220,6 +217,19 @@ class ResponseDrivenPersona(ABC):
         """Decisions to record as nodes before proposing. Most personas have none; a group
         director records each character's choice to speak or not, with its numbers."""
         return []
+
+
+def apply_profiles(
+    root: ResponseDrivenPersona, profiles: Mapping[str, LLMProfile]
+) -> ResponseDrivenPersona:
+    """Give personas the profiles chosen for them, keyed by persona path
+    (`orchestrator/responder`) or by role name (`responder`); a path beats a name. The one
+    place profiles are applied: a character's own defaults, then a session's choices."""
+    for persona in root.walk():
+        chosen = profiles.get(persona.path) or profiles.get(persona.name)
+        if chosen is not None:
+            persona.profile = chosen
+    return root
 
 
 def _cut(call: CallRecord) -> dict[str, Any]:

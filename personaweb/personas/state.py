@@ -128,6 +128,8 @@ class TranscriptLine:
     """The node that said it."""
     passed: bool = False
     """True when the top persona chose not to answer."""
+    truncated: bool = False
+    """True when the line is a reply the token limit cut off."""
 
 
 @dataclass
@@ -341,23 +343,19 @@ def _apply(
                 )
             )
             if persona in speakers:
-                state.transcript.append(
-                    TranscriptLine(
-                        persona,
-                        node.content if node.action is Action.REPLY else "",
-                        node.id,
-                        passed=node.action is Action.PASS,
-                    )
-                )
+                state.transcript.append(_line(node))
         elif persona == root:
-            state.transcript.append(
-                TranscriptLine(
-                    persona,
-                    node.content if node.action is Action.REPLY else "",
-                    node.id,
-                    passed=node.action is Action.PASS,
-                )
-            )
+            state.transcript.append(_line(node))
+
+
+def _line(node: Node) -> TranscriptLine:
+    return TranscriptLine(
+        node.persona,
+        node.content if node.action is Action.REPLY else "",
+        node.id,
+        passed=node.action is Action.PASS,
+        truncated=bool(node.data.get("truncated")),
+    )
 
 
 def _next(state: PathState, leaf: Node, root: str) -> Next:

@@ -1,8 +1,8 @@
-"""HTML for the debugger's panes and live updates, rendered from templates/web/panes.html.
+"""HTML of the debugger's panes for HTTP responses and the WebSocket's connect-time resync,
+rendered from templates/web/panes.html. Live frames of runs are rendered by live.py from the
+same partials, so a node looks the same whichever way it reaches the browser.
 
-Both the HTTP views and the WebSocket consumer call these, so a node renders the same way
-whichever way it reaches the browser. Functions here are synchronous and touch the database;
-the consumer calls them through database_sync_to_async.
+Functions here are synchronous and touch the database.
 """
 
 from __future__ import annotations
@@ -10,15 +10,17 @@ from __future__ import annotations
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from personaweb.personas import Node, NodeKind
+from personaweb.personas import Node
 from personaweb.web import runs
+from personaweb.web.building import hierarchy_for
 from personaweb.web.models import Annotation, ChatSession, Mode
-from personaweb.web.panes import TREE_WINDOW, Panes, Row, build_panes, inspector, make_row
+from personaweb.web.panes import TREE_WINDOW, Inspector, Panes, build_panes, inspector
 from personaweb.web.store import load_node, load_tree
 
 PANES = "web/panes.html"
 GROUP_PANES = "web/group_panes.html"
 GROUP_PARTS = ("heat", "policies")
+SHARED_PANES = ("runbar", "personas", "transcript", "tree")
 
 
 def base_url(session: ChatSession) -> str:
@@ -35,6 +37,7 @@ def context(session: ChatSession, panes: Panes, *, window: int = TREE_WINDOW, **
         "p": panes,
         "base": base_url(session),
         "modes": Mode.choices,
+        "window": window,
         "more_window": window * 4,
         **extra,
     }
@@ -51,7 +54,7 @@ def group_parts(ctx: dict) -> str:
     return "".join(render_to_string(f"{GROUP_PANES}#{part}", ctx) for part in GROUP_PARTS)
 
 
-def inspector_context(session: ChatSession, node_id: str):
+def inspector_context(session: ChatSession, node_id: str) -> Inspector | None:
     loaded = load_node(session.pk, node_id)
     if loaded is None:
         return None
@@ -66,7 +69,7 @@ def edit_targets(session: ChatSession, node: Node) -> tuple[str, ...]:
     if not node.is_proposal:
         return ()
     try:
-        persona = runs.hierarchy_for(session).find(node.persona)
+        persona = hierarchy_for(session).find(node.persona)
     except (KeyError, ValueError):
         return ()
     return tuple(persona.children)
@@ -77,70 +80,11 @@ def inspector_html(session: ChatSession, node_id: str | None, **flags) -> str:
     return render("inspector", {"ins": ins, "base": base_url(session), **flags})
 
 
-def resync(session: ChatSession) -> str:
-    """Every shared pane, as out-of-band swaps: sent on (re)connect and after big changes."""
-    ctx = panes_context(session, oob=True)
-    html = "".join(render(part, ctx) for part in ("runbar", "personas", "transcript", "tree"))
-    return html + group_parts(ctx)
-
-
-def side_panes(
-    session: ChatSession, parts=("runbar", "personas", "transcript"), *, group: bool = False
-) -> str:
-    """The side panes, out-of-band; with `group`, a group chat's heat and policy panes too."""
-    ctx = panes_context(session, oob=True)
-    html = "".join(render(part, ctx) for part in parts)
-    return html + group_parts(ctx) if group else html
-
-
-def run_panes(session: ChatSession) -> str:
-    """What a run starting or ending changes: the side panes and the group panes."""
-    return side_panes(session, group=True)
-
-
-def node_changed(session: ChatSession, node_id: str, created: bool) -> str:
-    """The fragments one node change needs: its row (inserted when new, or the whole tree when
-    it opened a branch), the side panes, and its inspector if that is open."""
-    from personaweb.web.models import NodeRow
-
-    loaded = load_node(session.pk, node_id)
-    if loaded is None:
-        return ""
-    node, has_children = loaded
-    kids = NodeRow.objects.filter(session_id=session.pk, parent_id=node.id).count()
-    siblings = (
-        NodeRow.objects.filter(session_id=session.pk, parent_id=node.parent_id).count()
-        if node.parent_id
-        else 2  # a root: re-render the tree (first message, or a new root)
-    )
-    base = base_url(session)
-    # A decision moves a character's heat: the heat pane and the policy table follow it.
-    group = node.kind is NodeKind.DECISION
-    if siblings > 1 or kids > 1:
-        # A new branch changes the shape of the tree: send it whole (bounded by the window).
-        html = resync(session)
-    else:
-        row = make_row(node)
-        ctx = {"row": row, "base": base, "live": True}
-        if created:
-            ctx["follow_from"] = node.parent_id
-            html = render("insert", ctx) + side_panes(session, group=group)
-        else:
-            html = render("row", {**ctx, "oob": True}) + side_panes(session, group=group)
-    ins = inspector(node, has_children, _notes(node.id), edit_targets(session, node))
-    html += render("inspector", {"ins": ins, "base": base, "oob": True, "live": True})
-    return html
-
-
-def _notes(node_id: str) -> list:
-    return list(Annotation.objects.filter(node_id=node_id).select_related("author"))
-
-
-def tokens(session_id: int, node_data: dict) -> str:
-    """Streamed text so far, for the node's row and its inspector (no database access)."""
-    node = Node.from_dict(node_data)
-    row = Row(node=node, depth=node.persona.count("/"))
-    return render("tokens", {"row": row})
+def resync(session: ChatSession, window: int = TREE_WINDOW) -> str:
+    """Every shared pane, as out-of-band swaps: on (re)connect and when a browser is told to
+    reload its panes. `window`: how many active-path rows the page shows."""
+    ctx = panes_context(session, window=window, oob=True)
+    return "".join(render(part, ctx) for part in SHARED_PANES) + group_parts(ctx)
 
 
 def flash(message: str) -> str:

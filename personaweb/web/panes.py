@@ -6,14 +6,15 @@ partials (templates/web/panes.html), so a node looks the same whichever way it a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from personaweb.personas import Node, NodeKind, NodeStatus, PersonaInfo, derive
 from personaweb.personas.engine import allowed_actions
-from personaweb.personas.state import NextKind, PathState
+from personaweb.personas.state import USER, Next, NextKind, PathState, TranscriptLine
+from personaweb.web.building import hierarchy_for, kind_of
 from personaweb.web.groups import GroupView, group_view
 from personaweb.web.models import ChatSession, NodeRow
-from personaweb.web.runs import hierarchy_for
 from personaweb.web.store import Tree, path_rows, to_node
 
 # One glyph and one name per status, used by every pane (CSS colours them by `st-<status>`).
@@ -101,13 +102,13 @@ def tree_rows(tree: Tree, path: list[Node], window: int = TREE_WINDOW) -> tuple[
     return rows, hidden
 
 
-def persona_rows(root: PersonaInfo, state: PathState | None, running: bool) -> list[PersonaRow]:
-    """The hierarchy with each persona's live status, derived from the active path."""
+def persona_rows(
+    root: PersonaInfo, leaf: Node | None, nxt: Next | None, stack: Sequence[str], running: bool
+) -> list[PersonaRow]:
+    """The hierarchy with each persona's live status, from the active path's leaf and next
+    step."""
     working: dict[str, str] = {}
-    stack = set(state.stack) if state else set()
-    if state and state.leaf is not None:
-        leaf = state.leaf
-        nxt = state.next
+    if leaf is not None and nxt is not None:
         if leaf.status in (NodeStatus.PENDING, NodeStatus.STREAMING):
             working[leaf.persona] = leaf.status.value
         elif nxt.kind is NextKind.REVIEW:
@@ -118,12 +119,13 @@ def persona_rows(root: PersonaInfo, state: PathState | None, running: bool) -> l
             working[leaf.persona] = "interrupted"
         elif running and nxt.kind in (NextKind.PROPOSE, NextKind.DELEGATE):
             working[nxt.persona] = "pending"
+    on_stack = set(stack)
     return [
         PersonaRow(
             info=info,
             depth=depth,
             status=working.get(info.path, "idle"),
-            on_stack=info.path in stack,
+            on_stack=info.path in on_stack,
         )
         for depth, info in root.walk()
     ]
@@ -145,67 +147,67 @@ class ShownLine:
     """The reply was cut off by the token limit."""
 
 
-def transcript_lines(
-    state: PathState | None,
-    window: int = TRANSCRIPT_WINDOW,
-    names: dict[str, str] | None = None,
-    director: str = "",
-    truncated: frozenset[str] = frozenset(),
-):
-    """The last `window` lines, each under its speaker's name (a group chat's characters by
-        their own names), and how many earlier lines were left out. A pass by a group's `director`
-    means nobody (else) had anything to say."""
-    lines = state.transcript if state else []
-    names = names or {}
-    shown = [
+def names_of(root: PersonaInfo) -> dict[str, str]:
+    """Display names by persona path (a group chat's characters by their own names)."""
+    return {info.path: info.display_name for _, info in root.walk()}
+
+
+def shown_lines(
+    lines: Sequence[TranscriptLine], names: Mapping[str, str], director: str = ""
+) -> list[ShownLine]:
+    """Transcript lines under their speakers' names. A pass by a group's `director` means
+    nobody (else) had anything to say."""
+    return [
         ShownLine(
             speaker=line.speaker,
-            name="you" if line.speaker == "user" else names.get(line.speaker, line.speaker),
+            name="you" if line.speaker == USER else names.get(line.speaker, line.speaker),
             text=line.text,
             node_id=line.node_id,
             passed=line.passed,
             silence="(nobody else speaks)" if line.speaker == director else "(says nothing)",
-            truncated=line.node_id in truncated,
+            truncated=line.truncated,
         )
-        for line in lines[-window:]
+        for line in lines
     ]
-    return shown, max(0, len(lines) - window)
 
 
 @dataclass
-class Panes:
-    """Everything the four panes of one session need."""
+class Side:
+    """What the runbar, the personas pane and the transcript show, from the active path's
+    leaf, next step, stack and transcript: a page computes them from the whole tree, a live
+    frame from the run's walk. Templates read them as `p`."""
 
     session: ChatSession
-    tree: Tree
     root: PersonaInfo
-    path: list[Node]
-    state: PathState | None
-    running: bool
-    rows: list[Row]
-    hidden: int
-    personas: list[PersonaRow]
+    leaf: Node | None
+    next: Next | None
+    stack: tuple[str, ...]
     transcript: list[ShownLine]
     transcript_hidden: int
+    running: bool
     group: GroupView | None = None
-    """Group chats only: members, heat and policy costs."""
+    """Group chats only: members, heat and policy costs (on pages and decision frames)."""
+
+    @property
+    def personas(self) -> list[PersonaRow]:
+        return persona_rows(self.root, self.leaf, self.next, self.stack, self.running)
 
     @property
     def active_leaf(self) -> Node | None:
-        return self.path[-1] if self.path else None
+        return self.leaf
 
     @property
     def waiting(self) -> str:
         """The proposal waiting for a person's review on the active branch ('' if none)."""
-        if self.running or self.state is None or self.state.next.kind is not NextKind.REVIEW:
+        if self.running or self.next is None or self.next.kind is not NextKind.REVIEW:
             return ""
-        return self.state.next.node_id
+        return self.next.node_id
 
     @property
     def can_send(self) -> bool:
         if self.running:
             return False
-        return self.state is None or self.state.next.kind in (
+        return self.next is None or self.next.kind in (
             NextKind.DONE,
             NextKind.FAILED,
             NextKind.EMPTY,
@@ -213,9 +215,9 @@ class Panes:
 
     @property
     def next_label(self) -> str:
-        if self.state is None:
+        nxt = self.next
+        if nxt is None:
             return "waiting for your first message"
-        nxt = self.state.next
         return {
             NextKind.EMPTY: "waiting for your first message",
             NextKind.PROPOSE: f"{nxt.persona} proposes next",
@@ -226,6 +228,43 @@ class Panes:
             NextKind.BUSY: f"{nxt.persona} is working",
             NextKind.INTERRUPTED: f"{nxt.persona} was interrupted: resume it",
         }[nxt.kind]
+
+
+def side_of(
+    session: ChatSession,
+    root: PersonaInfo,
+    state: PathState | None,
+    running: bool,
+    *,
+    director: str = "",
+    group: GroupView | None = None,
+    names: Mapping[str, str] | None = None,
+) -> Side:
+    """The side panes from a path state (the last TRANSCRIPT_WINDOW lines of it)."""
+    lines = state.transcript if state is not None else []
+    names = names if names is not None else names_of(root)
+    return Side(
+        session=session,
+        root=root,
+        leaf=state.leaf if state is not None else None,
+        next=state.next if state is not None else None,
+        stack=tuple(state.stack) if state is not None else (),
+        transcript=shown_lines(lines[-TRANSCRIPT_WINDOW:], names, director),
+        transcript_hidden=max(0, len(lines) - TRANSCRIPT_WINDOW),
+        running=running,
+        group=group,
+    )
+
+
+@dataclass
+class Panes(Side):
+    """Everything the four panes of one session's page need."""
+
+    tree: Tree | None = None
+    path: list[Node] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    hidden: int = 0
+    """Active-path nodes above the shown window."""
 
 
 def attach_data(session_id: int, nodes: list[Node]) -> None:
@@ -240,47 +279,43 @@ def attach_data(session_id: int, nodes: list[Node]) -> None:
 
 
 def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = TREE_WINDOW):
-    """All panes from one loaded tree (no further queries)."""
+    """All panes from one loaded tree (and one more query for the data of what is shown)."""
     persona_root = hierarchy_for(session)
+    kind = kind_of(session)
     leaf_id = tree.active_leaf(session.active_node)
     path = tree.path(leaf_id) if leaf_id else []
-    if session.hierarchy == "group" and path:
-        # A group chat reads node data (relays, decisions) and calls (policy costs) off its
-        # path, which the tree leaves out: load the active path whole, in one more query.
+    if kind.director and path:
+        # A group chat reads node data (decisions) and calls (policy costs) off its path,
+        # which the tree leaves out: load the active path whole, in one more query.
         path = [to_node(r) for r in path_rows(session.pk, path[-1].id, with_call=True)]
     state = derive(path, persona_root.path, persona_root.speakers()) if path else None
     rows, hidden = tree_rows(tree, path, window)
-    if session.hierarchy != "group" and state is not None:
+    if not kind.director and state is not None:
+        # The rows and transcript lines shown need their nodes' data (scores, cut-off marks).
         spoken = {line.node_id for line in state.transcript[-TRANSCRIPT_WINDOW:]}
         shown = {row.node.id: row.node for row in rows}
         shown.update((n.id, n) for n in path if n.id in spoken)
         attach_data(session.pk, list(shown.values()))
-    truncated = frozenset(n.id for n in path if n.data.get("truncated"))
+        cut = {i for i, n in shown.items() if n.data.get("truncated")}
+        state.transcript[-TRANSCRIPT_WINDOW:] = [
+            replace(line, truncated=line.node_id in cut)
+            for line in state.transcript[-TRANSCRIPT_WINDOW:]
+        ]
     info = persona_root.describe()
-    names = {i.path: i.display_name for _, i in info.walk()}
+    names = names_of(info)
     group = None
-    if session.hierarchy == "group":
+    if kind.director:
         group = group_view(
             session.group_settings or {}, info, path, state.transcript if state else []
         )
         names.update(group.names)
-    director = info.path if group is not None else ""
-    lines, lines_hidden = transcript_lines(
-        state, names=names, director=director, truncated=truncated
-    )
+    side = side_of(session, info, state, running, director=kind.director, group=group, names=names)
     return Panes(
-        session=session,
+        **{f: getattr(side, f) for f in Side.__dataclass_fields__},
         tree=tree,
-        root=info,
         path=path,
-        state=state,
-        running=running,
         rows=rows,
         hidden=hidden,
-        personas=persona_rows(info, state, running),
-        transcript=lines,
-        transcript_hidden=lines_hidden,
-        group=group,
     )
 
 

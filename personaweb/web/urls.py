@@ -13,6 +13,7 @@ urlpatterns = [
     path("s/<int:pk>/vs/<int:other>/", group_views.versus, name="group_versus"),
     path("s/<int:pk>/", views.session_page, name="session"),
     path("s/<int:pk>/tree/", views.tree_pane, name="tree"),
+    path("s/<int:pk>/panes/", views.panes, name="panes"),
     path("s/<int:pk>/send/", views.send, name="send"),
     path("s/<int:pk>/mode/", views.set_mode, name="mode"),
     path("s/<int:pk>/stop/", views.stop, name="stop"),

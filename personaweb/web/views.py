@@ -30,7 +30,7 @@ from personaweb.personas import (
     export_tree,
 )
 from personaweb.personas.engine import MAX_INPUT_CHARS, allowed_actions
-from personaweb.web import fragments, groups, runs
+from personaweb.web import building, fragments, groups, recovery, runs
 from personaweb.web.models import (
     Annotation,
     Character,
@@ -41,7 +41,7 @@ from personaweb.web.models import (
     Strategy,
 )
 from personaweb.web.panes import TREE_WINDOW
-from personaweb.web.store import load_node, load_tree
+from personaweb.web.store import OrmStore, load_node, load_tree
 
 
 class AuthedRequest(HttpRequest):
@@ -117,7 +117,7 @@ def _kind(get) -> tuple[str, str] | None:
 @require_GET
 @login_required
 def home(request: AuthedRequest) -> HttpResponse:
-    runs.ensure_recovered()
+    recovery.ensure_recovered()
     ensure_characters(request.user)
     sessions = (
         ChatSession.objects.filter(owner=request.user)
@@ -220,10 +220,11 @@ def _window(request: AuthedRequest) -> int:
 @require_GET
 @login_required
 def session_page(request: AuthedRequest, pk: int) -> HttpResponse:
-    runs.ensure_recovered()
+    recovery.ensure_recovered()
     session = owned_session(request, pk)
     selected = request.GET.get("node", "")
-    ctx = fragments.panes_context(session, window=_window(request), selected=selected)
+    window = _window(request)
+    ctx = fragments.panes_context(session, window=window, selected=selected)
     if not selected and ctx["p"].waiting:
         # Review mode: open the proposal that waits for this person.
         selected = ctx["selected"] = ctx["p"].waiting
@@ -239,6 +240,15 @@ def tree_pane(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
     ctx = fragments.panes_context(session, window=_window(request))
     return HttpResponse(fragments.render("tree", ctx))
+
+
+@require_GET
+@login_required
+def panes(request: AuthedRequest, pk: int) -> HttpResponse:
+    """Every shared pane as out-of-band swaps, for the page's window: what a browser fetches
+    when a live frame tells it to reload (a new branch, a frame too big to send)."""
+    session = owned_session(request, pk)
+    return HttpResponse(fragments.resync(session, _window(request)))
 
 
 @require_GET
@@ -303,7 +313,7 @@ def set_mode(request: AuthedRequest, pk: int) -> HttpResponse:
     mode = request.POST.get("mode", session.mode)
     if mode not in Mode.values:
         return refuse(f"unknown mode {mode!r}", 400)
-    known = {info.path for _, info in runs.hierarchy_for(session).describe().walk()}
+    known = {info.path for _, info in building.hierarchy_for(session).describe().walk()}
     breakpoints = [p for p in request.POST.getlist("breakpoints") if p in known]
     session.mode = mode
     session.breakpoints = breakpoints
@@ -317,7 +327,7 @@ def set_mode(request: AuthedRequest, pk: int) -> HttpResponse:
 @login_required
 def export(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
-    nodes = [Node.from_dict({**n.to_dict()}) for n in runs.OrmStore(session.pk).all_nodes()]
+    nodes = [Node.from_dict({**n.to_dict()}) for n in OrmStore(session.pk).all_nodes()]
     meta = {"title": session.title, "hierarchy": session.hierarchy, "mode": session.mode}
     response = HttpResponse(export_tree(nodes, meta), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.json"'

@@ -13,7 +13,12 @@
       if (!ins || ins.dataset.node !== d.pwIfNode) return false;
     }
     if (d.pwNew && document.getElementById(d.pwNew)) return false;   // already shown (resync raced)
-    if (d.pwIfExists && !document.getElementById(d.pwIfExists)) return false;
+    if (d.pwIfExists && !document.getElementById(d.pwIfExists)) {
+      // Its place is not on this page. While panes are being reloaded it may be that the
+      // reload was rendered before this change: reload once more when it lands.
+      if (reloading) reloadAgain = true;
+      return false;
+    }
     return true;
   }
 
@@ -24,12 +29,45 @@
     return ceiling / 2 + Math.random() * ceiling / 2;
   };
 
+  // Instructions inside live frames (see personaweb/web/live.py): reload some panes for
+  // this page's own window, or refetch the inspector if it shows a node that changed.
+  function obey(el) {
+    var d = el.dataset || {};
+    if (d.pwReload !== undefined) {
+      reloadPanes();
+      return true;
+    }
+    if (d.pwRefresh !== undefined) {
+      var ins = document.getElementById("inspector");
+      if (ins && ins.dataset.node === d.pwRefresh && !typingIn(ins)) htmx.trigger(ins, "pw:refresh");
+      return true;
+    }
+    return false;
+  }
+
+  var reloading = null;
+  var reloadAgain = false;
+  function reloadPanes() {
+    var b = base();
+    if (!b) return;
+    if (reloading) { reloadAgain = true; return; }
+    var main = document.querySelector("main.debugger");
+    var win = main && main.dataset.window ? main.dataset.window : "";
+    // One request brings every shared pane back, each swapped in by its own id.
+    reloading = htmx.ajax("GET", b + "panes/?window=" + encodeURIComponent(win), { target: "#runbar", swap: "none" })
+      .catch(function () { return null; })
+      .then(function () {
+        reloading = null;
+        if (reloadAgain) { reloadAgain = false; reloadPanes(); }
+      });
+  }
+
   htmx.defineExtension("pw-optional", {
     transformResponse: function (text) {
       var tpl = document.createElement("template");
       tpl.innerHTML = text;   // inert: nothing in a template runs or loads
       Array.from(tpl.content.children).forEach(function (el) {
-        if (!keep(el)) el.remove();
+        if (obey(el) || !keep(el)) el.remove();
       });
       return tpl.innerHTML;
     },

@@ -381,9 +381,9 @@ async def test_character_and_model_text_is_escaped(async_client, alice, make_cas
 
 
 async def test_a_decision_node_pushes_the_heat_pane_out_of_band(alice, bob, make_cast):
-    from channels.layers import get_channel_layer
-
-    from personaweb.personas import Node
+    from personaweb.personas import Node, derive
+    from personaweb.web import building
+    from personaweb.web.live import Broadcaster, Frames
     from tests.web.test_consumers import connect
 
     cast = await sync_to_async(make_cast)(alice)
@@ -431,15 +431,13 @@ async def test_a_decision_node_pushes_the_heat_pane_out_of_band(alice, bob, make
         await sync_to_async(ChatSession.objects.filter(pk=session.pk).update)(
             active_node=decision.id
         )
-        await get_channel_layer().group_send(
-            session.group_name,
-            {
-                "type": "node.changed",
-                "node_id": decision.id,
-                "parent_id": inbound.id,
-                "created": True,
-            },
-        )
+        # What a run's broadcaster does when the director records this decision.
+        root = await sync_to_async(building.hierarchy_for)(session)
+        frames = await sync_to_async(Frames)(session, root.describe(), "director")
+        broadcaster = Broadcaster(session.pk, frames)
+        state = derive([inbound, decision], root.path, root.speakers())
+        await broadcaster.node_changed(decision, state, True)
+        await broadcaster.close()
         html = await communicator.receive_from()
         assert "stays silent" in html and 'class="verdict v-silent"' in html
         assert '<section id="heat" class="heat" aria-label="heat" hx-swap-oob="true">' in html

@@ -14,9 +14,9 @@ from django.core.management import call_command
 from personaweb.llm.types import CallRecord
 from personaweb.personas import Action, Node, NodeKind, NodeStatus
 from personaweb.personas.tree import NodeNotFound
-from personaweb.web import runs
+from personaweb.web import recovery, runs
+from personaweb.web.live import Broadcaster, Tokens
 from personaweb.web.models import NodeRow, Run, RunStatus
-from personaweb.web.runs import Broadcaster
 from personaweb.web.store import OrmStore, load_tree
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,80 +100,117 @@ def test_start_up_marks_unfinished_nodes_of_dead_runs_interrupted(alice, make_se
         ]
     )
     Run.objects.create(session=session, start_node="a" * 32, worker="old-process:1")
-    runs.ensure_recovered()
+    recovery.ensure_recovered()
     assert NodeRow.objects.get(pk="b" * 32).status == "interrupted"
     assert Run.objects.get().status == RunStatus.INTERRUPTED
 
 
-class RecordingLayer:
-    def __init__(self) -> None:
-        self.events: list[dict] = []
+class FakeTimers:
+    """The event loop's clock and timers, moved by hand: batching checked without sleeping."""
 
-    async def group_send(self, group: str, event: dict) -> None:
-        self.events.append(event)
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.due: list[tuple[float, object]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback) -> object:
+        self.due.append((self.now + delay, callback))
+        return callback  # a handle: the broadcaster only needs one to know a timer is set
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        ready = [(t, cb) for t, cb in self.due if t <= self.now]
+        self.due = [(t, cb) for t, cb in self.due if t > self.now]
+        for _t, callback in ready:
+            callback()
+
+
+def recording_broadcaster(timers: FakeTimers) -> tuple[Broadcaster, list[object]]:
+    sent: list[object] = []
+
+    async def render(item) -> str:
+        sent.append(item)
+        return "frame"
+
+    async def send(html: str) -> None:
+        return None
+
+    broadcaster = Broadcaster(
+        1, None, render=render, send=send, clock=timers.clock, call_later=timers.call_later
+    )
+    return broadcaster, sent
 
 
 async def test_tokens_are_batched_not_sent_one_frame_each(settings):
     settings.TOKEN_BATCH_MS = 50
-    broadcaster = Broadcaster(session_id=1, start_seq=0)
-    broadcaster.layer = RecordingLayer()
+    timers = FakeTimers()
+    broadcaster, sent = recording_broadcaster(timers)
     streaming = node("a", None, kind=NodeKind.PROPOSAL, status=NodeStatus.STREAMING, seq=1)
     text = ""
-    for i in range(200):  # 200 tokens over about 0.2 s
+    for i in range(200):  # 200 tokens, one a millisecond
         text += f"t{i} "
         await broadcaster.tokens(streaming, text)
-        await asyncio.sleep(0.001)
-    await asyncio.sleep(0.08)
-    frames = [e for e in broadcaster.layer.events if e["type"] == "node.tokens"]
-    assert 2 <= len(frames) <= 12
-    assert frames[-1]["node"]["content"] == text  # the last batch carries everything
+        timers.advance(0.001)
+    timers.advance(0.05)
+    await broadcaster.close()
+    batches = [item for item in sent if isinstance(item, Tokens)]
+    # The first token at once, then one batch every 50 ms: 200 ms of tokens make 5 frames.
+    assert len(batches) == 5
+    assert batches[-1].text == text  # the last batch carries everything
 
 
 async def test_a_node_change_drops_older_pending_tokens(settings):
     settings.TOKEN_BATCH_MS = 50
-    broadcaster = Broadcaster(session_id=1, start_seq=0)
-    broadcaster.layer = RecordingLayer()
+    timers = FakeTimers()
+    broadcaster, sent = recording_broadcaster(timers)
     streaming = node("a", None, kind=NodeKind.PROPOSAL, status=NodeStatus.STREAMING, seq=5)
     await broadcaster.tokens(streaming, "one")
     await broadcaster.tokens(streaming, "one two")  # waits for its batch
-    broadcaster.session_id = 0  # no such session: _set_active updates nothing
-    await broadcaster.node_changed(streaming)
-    await asyncio.sleep(0.08)
-    kinds = [e["type"] for e in broadcaster.layer.events]
-    assert kinds == ["node.tokens", "node.changed"]
+    streaming.status = NodeStatus.PROPOSED
+    await broadcaster.node_changed(streaming, None, False)
+    timers.advance(0.1)  # the batch's timer fires: nothing is pending any more
+    await broadcaster.close()
+    assert [type(item).__name__ for item in sent] == ["Tokens", "Change"]
+    assert sent[0].text == "one"
 
 
 async def test_stopping_a_run_interrupts_its_unfinished_node(alice, make_session, settings):
     session = await sync_to_async(make_session)(alice)
     store = OrmStore(session.pk)
     await store.add(node("a", None))
+    started = asyncio.Event()
 
     async def hang(engine, first):
         await engine.store.add(
             node("b", "a" * 32, kind=NodeKind.PROPOSAL, status=NodeStatus.PENDING)
         )
-        await asyncio.sleep(60)
+        started.set()
+        await asyncio.Event().wait()  # forever, until stopped
 
     await runs.start(session, "test", hang)
-    await asyncio.sleep(0.2)
-    assert runs.is_running(session.pk)
+    await asyncio.wait_for(started.wait(), 10)
+    assert await sync_to_async(runs.is_running)(session.pk)
     assert await runs.stop(session.pk)
     assert (await store.get("b" * 32)).status is NodeStatus.INTERRUPTED
     run = await Run.objects.aget(session=session)
     assert run.status == RunStatus.INTERRUPTED
-    assert not runs.is_running(session.pk)
+    assert not await sync_to_async(runs.is_running)(session.pk)
 
 
 async def test_one_run_at_a_time_per_session(alice, make_session):
     session = await sync_to_async(make_session)(alice)
+    release = asyncio.Event()
 
-    async def wait_a_bit(engine, first):
-        await asyncio.sleep(0.3)
+    async def wait_for_release(engine, first):
+        await release.wait()
         return await engine.store.add(node("a", None))
 
-    await runs.start(session, "test", wait_a_bit)
+    await runs.start(session, "test", wait_for_release)
     with pytest.raises(runs.RunBusy):
-        await runs.start(session, "test", wait_a_bit)
+        await runs.start(session, "test", wait_for_release)
+    release.set()
     await runs.wait(session.pk)
 
 

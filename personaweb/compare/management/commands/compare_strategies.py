@@ -27,6 +27,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.test.utils import override_settings
 
 from personaweb.compare import exports, metrics, results, running
 from personaweb.compare.lookup import CharacterNotFound, character_row, find_character
@@ -182,10 +183,6 @@ class Command(BaseCommand):
         comparison = create_comparison(
             owner, character, script, specs, samples=samples, title=options["title"]
         )
-        # This process may run beside a server on the same database: another worker's run is
-        # dead only once its heartbeat stops, never merely because it is another process's.
-        if not settings.RUN_STALE_AFTER:
-            settings.RUN_STALE_AFTER = STALE_AFTER_S
         model = options["model"] or config.default_model
         kind = "embedded" if config.embedded else "configured"
         self.stdout.write(
@@ -197,10 +194,17 @@ class Command(BaseCommand):
             if config.embedded:
                 self._ensure_embedded(config, stack)
             total = len(script) * samples * len(specs)
+            # This process may run beside a server on the same database: another worker's run
+            # is dead only once its heartbeat stops, never merely because it is another
+            # process's. (Scoped: the setting is left as it was afterwards.)
+            stale = settings.RUN_STALE_AFTER or STALE_AFTER_S
             try:
-                asyncio.run(
-                    self._play(comparison, total, options["timeout"], max(options["retries"], 0))
-                )
+                with override_settings(RUN_STALE_AFTER=stale):
+                    asyncio.run(
+                        self._play(
+                            comparison, total, options["timeout"], max(options["retries"], 0)
+                        )
+                    )
             except KeyboardInterrupt:
                 raise CommandError(
                     f"interrupted; comparison #{comparison.pk} keeps what was played "

@@ -1,0 +1,220 @@
+"""What a session runs: its persona hierarchy, run configuration and engine, built from rows.
+
+What differs between the kinds of session (a character's dialogue, the code team, a group
+chat) is stated once, in one `Kind` per hierarchy; everything else asks the session's kind.
+
+LLM profiles come in two layers, applied in this order by `apply_profiles`:
+1. a character's own defaults (its sheet's `profiles`, by role), as its card or the character
+   page set them; an endpoint (`base_url`) there is used only once its owner confirmed it,
+   because a card from a stranger must never make the server call a host the user did not
+   choose;
+2. the session's choices (by persona path), made when it was created.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from personaweb.llm import build_chat_model, endpoint_from_env
+from personaweb.llm.types import ChatModel, LLMProfile
+from personaweb.personas import (
+    Engine,
+    Mode,
+    Observer,
+    ResponseDrivenPersona,
+    RunConfig,
+    build_hierarchy,
+)
+from personaweb.personas.dialogue import character_from_mapping
+from personaweb.personas.group import (
+    DIRECTOR,
+    GROUP_MAX_STEPS,
+    group_hierarchy,
+    group_settings_from_dict,
+)
+from personaweb.personas.persona import apply_profiles
+from personaweb.personas.state import PathWalk
+from personaweb.web.models import Character, ChatSession, Hierarchy
+from personaweb.web.store import OrmStore
+
+CONFIRMED_ENDPOINTS = "confirmed_endpoints"
+"""Key in a character's data: the endpoints its owner agreed its profiles may call."""
+
+
+def character_profiles(data: Mapping[str, Any]) -> dict[str, LLMProfile]:
+    """A character's own profile defaults, by role. An endpoint its owner has not confirmed is
+    dropped: that persona then uses the configured endpoint."""
+    confirmed = set(data.get(CONFIRMED_ENDPOINTS) or [])
+    out: dict[str, LLMProfile] = {}
+    for role, raw in dict(data.get("profiles") or {}).items():
+        if not isinstance(raw, Mapping):
+            continue
+        try:
+            profile = LLMProfile.from_dict(dict(raw))
+        except (TypeError, ValueError):
+            continue
+        if profile.base_url and profile.base_url not in confirmed:
+            profile = replace(profile, base_url=None)
+        out[str(role)] = profile
+    return out
+
+
+def unconfirmed_endpoints(data: Mapping[str, Any]) -> list[str]:
+    """Endpoints a character's profiles name that its owner has not confirmed."""
+    confirmed = set(data.get(CONFIRMED_ENDPOINTS) or [])
+    urls = []
+    for raw in dict(data.get("profiles") or {}).values():
+        url = raw.get("base_url") if isinstance(raw, Mapping) else None
+        if url and url not in confirmed and url not in urls:
+            urls.append(str(url))
+    return urls
+
+
+def session_profiles(session: ChatSession) -> dict[str, LLMProfile]:
+    """The session's own choices, by persona path."""
+    return {path: LLMProfile.from_dict(p) for path, p in (session.profiles or {}).items()}
+
+
+@dataclass(frozen=True)
+class Kind(ABC):
+    """What differs between the kinds of session."""
+
+    hierarchy: str
+    """The ChatSession.hierarchy value."""
+    max_steps: int = RunConfig.max_steps
+    """Most nodes one user message may create."""
+    director: str = ""
+    """The top persona's path when it only directs others (a group chat), else ''."""
+
+    @abstractmethod
+    def build(self, session: ChatSession) -> ResponseDrivenPersona:
+        """The session's persona tree, with its profiles applied."""
+
+
+@dataclass(frozen=True)
+class DialogueKind(Kind):
+    def build(self, session: ChatSession) -> ResponseDrivenPersona:
+        data = session.character.data if session.character is not None else {"name": "Character"}
+        root = build_hierarchy("dialogue", character=data, strategy=session.strategy or "nested")
+        apply_profiles(root, character_profiles(data))
+        return apply_profiles(root, session_profiles(session))
+
+
+@dataclass(frozen=True)
+class CodeKind(Kind):
+    def build(self, session: ChatSession) -> ResponseDrivenPersona:
+        return apply_profiles(build_hierarchy("code"), session_profiles(session))
+
+
+@dataclass(frozen=True)
+class GroupKind(Kind):
+    def build(self, session: ChatSession) -> ResponseDrivenPersona:
+        """The director over one dialogue hierarchy per member character (only the owner's
+        characters, in the session's member order)."""
+        members = group_members(session)
+        root = group_hierarchy(
+            [(c.slug, character_from_mapping(c.data)) for c in members],
+            group_settings_from_dict(session.group_settings or {}),
+            strategy=session.strategy or "nested",
+            talkativeness={c.slug: float(c.data.get("talkativeness", 0.5)) for c in members},
+        )
+        for character in members:
+            apply_profiles(root.children[character.slug], character_profiles(character.data))
+        return apply_profiles(root, session_profiles(session))
+
+
+KINDS: dict[str, Kind] = {
+    Hierarchy.DIALOGUE: DialogueKind(Hierarchy.DIALOGUE),
+    Hierarchy.CODE: CodeKind(Hierarchy.CODE),
+    Hierarchy.GROUP: GroupKind(Hierarchy.GROUP, max_steps=GROUP_MAX_STEPS, director=DIRECTOR),
+}
+
+
+def kind_of(session: ChatSession) -> Kind:
+    return KINDS[session.hierarchy]
+
+
+def group_members(session: ChatSession) -> list[Character]:
+    """A group chat's characters (only its owner's), in member order."""
+    ids = [int(i) for i in session.members or [] if isinstance(i, int)]
+    by_id = {c.pk: c for c in Character.objects.filter(owner_id=session.owner_id, pk__in=ids)}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def hierarchy_for(session: ChatSession) -> ResponseDrivenPersona:
+    """The session's persona tree, with its LLM profiles applied."""
+    return kind_of(session).build(session)
+
+
+def run_config_for(session: ChatSession) -> RunConfig:
+    return RunConfig(
+        mode=Mode(session.mode),
+        breakpoints=frozenset(session.breakpoints or []),
+        max_steps=kind_of(session).max_steps,
+        guided=session.guided,
+    )
+
+
+_models: dict[tuple[str | None, str, str], ChatModel] = {}
+
+
+def chat_model() -> ChatModel:
+    """The process's ChatModel for the configured endpoint (read from the environment each
+    time, so tests and operators can repoint it without a restart)."""
+    config = endpoint_from_env(os.environ)
+    key = (config.base_url, config.api_key, config.default_model)
+    if key not in _models:
+        _models[key] = build_chat_model(config)
+    return _models[key]
+
+
+class Walks:
+    """The last PathWalk of recent sessions, so a run starts where the previous one ended
+    without re-reading the session's path (engines check a walk before trusting it)."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self.keep = keep
+        self._walks: OrderedDict[int, PathWalk] = OrderedDict()
+
+    def get(self, session_id: int) -> PathWalk | None:
+        walk = self._walks.get(session_id)
+        if walk is not None:
+            self._walks.move_to_end(session_id)
+        return walk
+
+    def put(self, session_id: int, walk: PathWalk | None) -> None:
+        if walk is None:
+            self._walks.pop(session_id, None)
+            return
+        self._walks[session_id] = walk
+        self._walks.move_to_end(session_id)
+        while len(self._walks) > self.keep:
+            self._walks.popitem(last=False)
+
+    def clear(self) -> None:
+        self._walks.clear()
+
+
+WALKS = Walks()
+
+
+def engine_for(session: ChatSession, observer: Observer | None = None) -> Engine:
+    engine = Engine(
+        hierarchy_for(session),
+        OrmStore(session.pk),
+        chat_model(),
+        run_config_for(session),
+        observer,
+    )
+    engine.walk = WALKS.get(session.pk)
+    return engine
+
+
+def reset_for_tests() -> None:
+    _models.clear()
+    WALKS.clear()
