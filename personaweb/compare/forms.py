@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.forms import formset_factory
+from django.forms import BaseFormSet, formset_factory
 
 from personaweb.compare.setup import (
     DEFAULT_SCRIPT,
@@ -16,11 +16,12 @@ from personaweb.compare.setup import (
     MAX_LINES,
     ContenderSpec,
 )
+from personaweb.web.ids import PkChoiceField
 from personaweb.web.models import Character, Strategy
 
 
 class ComparisonForm(forms.Form):
-    character = forms.ModelChoiceField(queryset=Character.objects.none(), empty_label=None)
+    character = PkChoiceField(queryset=Character.objects.none(), empty_label=None)
     title = forms.CharField(
         max_length=200, required=False, help_text="Optional; named after the character if empty"
     )
@@ -80,8 +81,19 @@ class ContenderForm(forms.Form):
         return ContenderSpec(data["strategy"], data["model"].strip(), data["temperature"])
 
 
+class BaseContenderFormSet(BaseFormSet):
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
+        kwargs = super().get_form_kwargs(index)
+        if index is not None:
+            # Every row on the page is a contender, one added and left at its defaults too.
+            # Django lets an unchanged extra row through unvalidated, with no cleaned data.
+            kwargs["empty_permitted"] = False
+        return kwargs
+
+
 ContenderFormSet = formset_factory(
     ContenderForm,
+    formset=BaseContenderFormSet,
     extra=0,
     min_num=2,
     max_num=MAX_CONTENDERS,

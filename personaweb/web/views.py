@@ -31,6 +31,7 @@ from personaweb.personas import (
 )
 from personaweb.personas.engine import MAX_INPUT_CHARS, allowed_actions
 from personaweb.web import fragments, groups, runs
+from personaweb.web.ids import parse_pk
 from personaweb.web.models import (
     Annotation,
     Character,
@@ -182,9 +183,9 @@ def session_new(request: AuthedRequest) -> HttpResponse:
         return refuse(f"unknown mode {mode!r}", 400)
     character = None
     if request.POST.get("character"):
-        if not request.POST["character"].isdigit():
+        if (character_pk := parse_pk(request.POST["character"])) is None:
             return refuse("unknown character", 400)
-        character = get_object_or_404(Character, pk=request.POST["character"], owner=request.user)
+        character = get_object_or_404(Character, pk=character_pk, owner=request.user)
     if hierarchy == Hierarchy.DIALOGUE and character is None:
         return refuse("a dialogue session needs a character", 400)
     try:
