@@ -245,6 +245,8 @@ RUN_STALE_AFTER = env_int("PERSONAWEB_RUN_STALE_AFTER", 60 if REDIS_URL else 0, 
 RUN_HEARTBEAT_EVERY = 10
 # Streamed tokens are sent to browsers at most this often, per node (milliseconds).
 TOKEN_BATCH_MS = env_int("PERSONAWEB_TOKEN_BATCH_MS", 50, minimum=1)
+# The largest session file (a debugger export) the web imports, in MB.
+SESSION_IMPORT_MAX_MB = env_int("PERSONAWEB_SESSION_IMPORT_MAX_MB", 64, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -42,6 +42,7 @@ from personaweb.web.models import (
     Strategy,
 )
 from personaweb.web.panes import TREE_WINDOW
+from personaweb.web.session_format import export_meta
 from personaweb.web.store import load_node, load_tree
 
 
@@ -319,8 +320,9 @@ def set_mode(request: AuthedRequest, pk: int) -> HttpResponse:
 def export(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
     nodes = [Node.from_dict({**n.to_dict()}) for n in runs.OrmStore(session.pk).all_nodes()]
-    meta = {"title": session.title, "hierarchy": session.hierarchy, "mode": session.mode}
-    response = HttpResponse(export_tree(nodes, meta), content_type="application/json")
+    response = HttpResponse(
+        export_tree(nodes, export_meta(session)), content_type="application/json"
+    )
     response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.json"'
     return response
 
