@@ -203,6 +203,18 @@ LOCAL_LOGIN_FILE = Path(env_str("PERSONAWEB_LOGIN_FILE") or BASE_DIR / ".persona
 # --- security -------------------------------------------------------------------------------
 
 SESSION_COOKIE_SECURE = env_bool("PERSONAWEB_SECURE_COOKIES", False)
+# HTTPS only: off by default, so `make run` keeps serving plain http://127.0.0.1 (a redirect
+# to https there would lock a person out). A deployment behind TLS turns them on;
+# `manage.py check --deploy` names whatever is still missing.
+SECURE_SSL_REDIRECT = env_bool("PERSONAWEB_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("PERSONAWEB_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PERSONAWEB_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("PERSONAWEB_HSTS_PRELOAD", False)
+if env_bool("PERSONAWEB_TRUST_X_FORWARDED_PROTO", False):
+    # Behind a proxy that terminates TLS every request arrives as http: without trusting the
+    # proxy's X-Forwarded-Proto, the SSL redirect would send https requests round forever.
+    # Only for a proxy that sets (and overwrites) that header; otherwise a client could forge it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -233,6 +245,8 @@ RUN_STALE_AFTER = env_int("PERSONAWEB_RUN_STALE_AFTER", 60 if REDIS_URL else 0, 
 RUN_HEARTBEAT_EVERY = 10
 # Streamed tokens are sent to browsers at most this often, per node (milliseconds).
 TOKEN_BATCH_MS = env_int("PERSONAWEB_TOKEN_BATCH_MS", 50, minimum=1)
+# The largest session file (a debugger export) the web imports, in MB.
+SESSION_IMPORT_MAX_MB = env_int("PERSONAWEB_SESSION_IMPORT_MAX_MB", 64, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.forms import formset_factory
+from django.forms import BaseFormSet, formset_factory
 
 from personaweb.compare.samples import MAX_SAMPLES, default_samples
 from personaweb.compare.setup import (
@@ -19,6 +19,7 @@ from personaweb.compare.setup import (
     ContenderSpec,
 )
 from personaweb.llm.config import endpoint_from_env
+from personaweb.web.ids import PkChoiceField
 from personaweb.web.models import Character, Strategy
 
 
@@ -31,7 +32,7 @@ def samples_default() -> int:
 
 
 class ComparisonForm(forms.Form):
-    character = forms.ModelChoiceField(queryset=Character.objects.none(), empty_label=None)
+    character = PkChoiceField(queryset=Character.objects.none(), empty_label=None)
     title = forms.CharField(
         max_length=200, required=False, help_text="Optional; named after the character if empty"
     )
@@ -108,8 +109,19 @@ class ContenderForm(forms.Form):
         return ContenderSpec(data["strategy"], data["model"].strip(), data["temperature"])
 
 
+class BaseContenderFormSet(BaseFormSet):
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
+        kwargs = super().get_form_kwargs(index)
+        if index is not None:
+            # Every row on the page is a contender, one added and left at its defaults too.
+            # Django lets an unchanged extra row through unvalidated, with no cleaned data.
+            kwargs["empty_permitted"] = False
+        return kwargs
+
+
 ContenderFormSet = formset_factory(
     ContenderForm,
+    formset=BaseContenderFormSet,
     extra=0,
     min_num=2,
     max_num=MAX_CONTENDERS,

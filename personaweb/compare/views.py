@@ -23,6 +23,7 @@ from personaweb.compare.forms import ComparisonForm, contender_formset
 from personaweb.compare.models import Comparison, Vote
 from personaweb.compare.setup import create_comparison, specs_of
 from personaweb.web import recovery, runs
+from personaweb.web.ids import parse_index, parse_pk
 from personaweb.web.models import ChatSession
 from personaweb.web.views import AuthedRequest, ensure_characters, refuse
 
@@ -96,8 +97,11 @@ def _new_form(request: AuthedRequest) -> tuple[Comparison | None, HttpResponse |
         status = 400
     else:
         source = None
-        if request.GET.get("from", "").isdigit():
-            source = owned(request, int(request.GET["from"]))
+        if "from" in request.GET:
+            # A re-run's form names its source; one that cannot exist is missing, like any other.
+            if (source_pk := parse_pk(request.GET["from"])) is None:
+                raise Http404("no such comparison")
+            source = owned(request, source_pk)
         initial = _initial_from(source)
         form = ComparisonForm(initial=initial.get("form"), owner=request.user)
         formset = contender_formset(initial=initial.get("contenders"))
@@ -254,13 +258,10 @@ def vote(request: AuthedRequest, pk: int) -> HttpResponse:
     comparison = owned(request, pk)
     if not comparison.blind:
         return refuse("votes are for blind comparisons", 400)
-    try:
-        line_index = int(request.POST.get("line", ""))
-        contender_pk = int(request.POST.get("contender", ""))
-    except ValueError:
-        return refuse("a vote names a line and a contender", 400)
-    if not 0 <= line_index < len(comparison.script):
-        return refuse(f"there is no line {line_index + 1}", 400)
+    line_index = parse_index(request.POST.get("line", ""), len(comparison.script))
+    contender_pk = parse_pk(request.POST.get("contender", ""))
+    if line_index is None or contender_pk is None:
+        return refuse("a vote names a line of the script and a contender", 400)
     contender = comparison.contenders.filter(pk=contender_pk).first()
     if contender is None:
         return refuse("that contender is not in this comparison", 400)

@@ -137,8 +137,8 @@ class GroupDirector(ResponseDrivenPersona):
         ratings: RatingBook | None = None,
         talkativeness: Mapping[str, float] | None = None,
     ) -> None:
-        if not members:
-            raise ValueError("a group chat needs at least one character")
+        # No members is allowed: a group whose characters were all deleted still opens, and
+        # its director simply has nobody to ask (every message passes).
         roots = []
         for slug, _character, root in members:
             root.name = slug

@@ -255,19 +255,23 @@ def import_tree(text: str) -> tuple[list[Node], dict[str, Any]]:
     """Nodes and metadata from export_tree's JSON. Checks that every parent exists."""
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        raise TreeFormatError("not JSON this reader takes: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and integers longer than Python reads
         raise TreeFormatError(f"not JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
         raise TreeFormatError(f"not a PersonaWeb tree (expected format {EXPORT_FORMAT!r})")
     try:
         nodes = [Node.from_dict(item) for item in doc.get("nodes", [])]
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, OverflowError) as exc:
         raise TreeFormatError(f"bad node: {exc}") from None
     meta = doc.get("meta") or {}
     if not isinstance(meta, dict):
         raise TreeFormatError("meta must be a JSON object")
     parents: dict[str, str | None] = {}
     for n in nodes:
+        if n.parent_id is not None and not isinstance(n.parent_id, str):
+            raise TreeFormatError(f"node {n.id}: parent_id must be text or null")
         if n.id in parents:
             raise TreeFormatError(f"node {n.id} appears twice")
         parents[n.id] = n.parent_id

@@ -11,5 +11,5 @@ class WebConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the system checks (personaweb.W00x). No database access here: recovery of
-        # interrupted runs happens lazily on first use (see runs.ensure_recovered).
+        # interrupted runs happens lazily on first use (see recovery.ensure_recovered).
         from personaweb.web import checks  # noqa: F401

@@ -14,6 +14,7 @@ from django import forms
 
 from personaweb.llm.types import LLMProfile
 from personaweb.personas.heat import HeatConfig, ReplyPolicy, TurnOrder
+from personaweb.web.ids import PkMultipleChoiceField
 from personaweb.web.models import Character, Mode, Strategy
 
 POLICY_CHOICES = [
@@ -34,7 +35,7 @@ MAX_MEMBERS = 8
 
 class GroupChatForm(forms.Form):
     title = forms.CharField(max_length=200, required=False)
-    members = forms.ModelMultipleChoiceField(
+    members = PkMultipleChoiceField(
         queryset=Character.objects.none(),
         error_messages={
             "required": f"Pick at least {MIN_MEMBERS} characters.",

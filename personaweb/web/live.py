@@ -168,10 +168,17 @@ class Frames:
             parts.append(reload_marker("tree"))
         elif change.created:
             row = Row(node=node, depth=depth_of(node))
-            parts.append(self._render("insert", {**ctx, "row": row}))
+            # A browser inspecting the parent follows the run to this node.
+            parts.append(self._render("insert", {**ctx, "row": row, "follow_from": node.parent_id}))
+        elif node.kind is NodeKind.ERROR:
+            # A step that failed changes kind, which the row's classes show: reload the tree.
+            parts.append(reload_marker("tree"))
+            parts.append(refresh_marker(node.id))
         else:
+            # Only the glyph and the preview change: the row's branch marks and the branches
+            # leaving it (which only the whole tree knows) stay as the page has them.
             row = Row(node=node, depth=depth_of(node))
-            parts.append(self._render("row", {**ctx, "row": row, "oob": True}))
+            parts.append(self._render("row-update", {**ctx, "row": row}))
             parts.append(refresh_marker(node.id))
         if change.leaf is not None:
             side = self._side(change)

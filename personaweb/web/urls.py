@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from personaweb.web import group_views, views
+from personaweb.web import group_views, session_files, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("sessions/new/", views.session_new, name="session_new"),
     path("sessions/profile-fields/", views.profile_fields, name="profile_fields"),
+    path("sessions/import/", session_files.session_import, name="session_import"),
     path("groups/new/", group_views.group_new, name="group_new"),
     path("s/<int:pk>/replay/", group_views.replay, name="group_replay"),
     path("s/<int:pk>/vs/<int:other>/", group_views.versus, name="group_versus"),

@@ -31,6 +31,7 @@ from personaweb.personas import (
 )
 from personaweb.personas.engine import MAX_INPUT_CHARS, allowed_actions
 from personaweb.web import building, fragments, groups, recovery, runs
+from personaweb.web.ids import parse_pk
 from personaweb.web.models import (
     Annotation,
     Character,
@@ -41,6 +42,7 @@ from personaweb.web.models import (
     Strategy,
 )
 from personaweb.web.panes import TREE_WINDOW
+from personaweb.web.session_format import export_meta
 from personaweb.web.store import OrmStore, load_node, load_tree
 
 
@@ -182,9 +184,9 @@ def session_new(request: AuthedRequest) -> HttpResponse:
         return refuse(f"unknown mode {mode!r}", 400)
     character = None
     if request.POST.get("character"):
-        if not request.POST["character"].isdigit():
+        if (character_pk := parse_pk(request.POST["character"])) is None:
             return refuse("unknown character", 400)
-        character = get_object_or_404(Character, pk=request.POST["character"], owner=request.user)
+        character = get_object_or_404(Character, pk=character_pk, owner=request.user)
     if hierarchy == Hierarchy.DIALOGUE and character is None:
         return refuse("a dialogue session needs a character", 400)
     try:
@@ -327,9 +329,10 @@ def set_mode(request: AuthedRequest, pk: int) -> HttpResponse:
 @login_required
 def export(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
-    nodes = [Node.from_dict({**n.to_dict()}) for n in OrmStore(session.pk).all_nodes()]
-    meta = {"title": session.title, "hierarchy": session.hierarchy, "mode": session.mode}
-    response = HttpResponse(export_tree(nodes, meta), content_type="application/json")
+    nodes = OrmStore(session.pk).all_nodes()
+    response = HttpResponse(
+        export_tree(nodes, export_meta(session)), content_type="application/json"
+    )
     response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.json"'
     return response
 

@@ -39,7 +39,9 @@
     }
     if (d.pwRefresh !== undefined) {
       var ins = document.getElementById("inspector");
-      if (ins && ins.dataset.node === d.pwRefresh && !typingIn(ins)) htmx.trigger(ins, "pw:refresh");
+      // Through the same queue as every inspector load, so a late refresh never overwrites
+      // the node the inspector has since followed the run to.
+      if (ins && ins.dataset.node === d.pwRefresh && !typingIn(ins)) inspect(d.pwRefresh);
       return true;
     }
     return false;
@@ -180,7 +182,7 @@
   // After a reconnect the server resyncs the panes; the inspector is ours to refresh.
   document.addEventListener("htmx:wsOpen", function () {
     var ins = document.getElementById("inspector");
-    if (ins && ins.dataset.node) htmx.trigger(ins, "pw:refresh");
+    if (ins && ins.dataset.node) inspect(ins.dataset.node);
     document.body.classList.remove("offline");
   });
   document.addEventListener("htmx:wsClose", function () {

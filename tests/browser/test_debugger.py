@@ -131,6 +131,9 @@ def test_review_approve_reject_feedback_branch_and_switch(page, live_server_proc
         # next round's "enabled" waits for the next proposal, not this one.
         glyph = page.locator(f"#n-{approved} .glyph").first
         expect(glyph).to_have_class(re.compile("st-approved"))
+        # The inspector fetches its own update: wait until it no longer offers this approval.
+        offered = f'#inspector[data-node="{approved}"] button.approve:not([disabled])'
+        expect(page.locator(offered)).to_have_count(0)
     transcript = page.locator("#transcript")
     expect(transcript).to_contain_text("[styled] Take 3, as you asked (be colder)")
     # An applied proposal cannot be approved again: the button is disabled...

@@ -6,6 +6,7 @@ import json
 
 from django import template
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from personaweb.web import groups
 from personaweb.web.panes import GLYPHS
@@ -22,6 +23,20 @@ _GLYPH_HTML = {
 def glyph(status) -> str:
     """The status glyph, coloured by CSS class st-<status>; identical in every pane."""
     return _GLYPH_HTML.get(str(status), _GLYPH_HTML["recorded"])
+
+
+@register.simple_tag
+def node_glyph(status, node_id, oob: bool = False) -> str:
+    """A step-tree row's glyph, with an id so a live frame can swap it alone."""
+    glyph, name = GLYPHS.get(str(status), GLYPHS["recorded"])
+    return format_html(
+        '<span id="g-{}" class="glyph st-{}" title="{}"{}>{}</span>',
+        node_id,
+        status,
+        name,
+        mark_safe(' hx-swap-oob="true" data-pw-optional') if oob else "",
+        glyph,
+    )
 
 
 @register.filter
