@@ -94,7 +94,8 @@ def _check_length(text: str, what: str) -> None:
 def allowed_actions(node: Node, has_children: bool) -> frozenset[str]:
     """What a person may do to a node. The views disable the rest and the engine refuses it."""
     allowed: set[str] = set()
-    if node.status in UNFINISHED:
+    if node.status in UNFINISHED or node.kind is NodeKind.GREETING:
+        # A greeting is the card's text, chosen when the session started: nothing to redo.
         return frozenset()
     if node.kind is NodeKind.ERROR or node.status in (NodeStatus.FAILED, NodeStatus.INTERRUPTED):
         # A guard rail (step or depth limit) fails the same way every time: no retry for it.

@@ -9,6 +9,14 @@ How a proposal on a path is read depends on the node that follows it:
   - an edit node      -> the edit replaces the proposal (the persona never sees the original);
   - a same-persona proposal after a rejected one -> the persona is told it was rejected;
   - anything else     -> the proposal was applied.
+
+A greeting node is a character's opening line, written when a session starts, before any
+message (card greetings: one per character, chained). Its persona is the character's top
+persona (the root, or `director/<slug>` in a group). It is a line of the conversation; that
+persona counts it as its own reply, and its parent (a group's director) as that persona's
+result; and every persona beneath it, when its first message arrives, finds it already there
+as its own first line. So the next reply follows it, whichever persona writes it (stateless
+personas see only their latest activation, never the greeting).
 """
 
 from __future__ import annotations
@@ -137,6 +145,8 @@ class PathState:
     """Nodes since the current run's user message (inclusive)."""
     relays: dict[str, bool] = field(default_factory=dict)
     """Per delegated persona path: whether its reply is a line of the top conversation."""
+    greetings: dict[str, Node] = field(default_factory=dict)
+    """Per persona path: the greeting it opened the conversation with (see the rules)."""
     next: Next = field(default_factory=lambda: Next(NextKind.EMPTY))
     """What happens next."""
 
@@ -195,8 +205,14 @@ def _apply(state: PathState, node: Node, following: Node | None, root: str) -> N
             state.transcript.append(TranscriptLine(USER, node.content, node.id))
         else:
             state.stack.append(persona)
+        if state.activations[persona] == 0:
+            _inherit_greeting(state, persona)
         state.activations[persona] += 1
         _event(state, persona, EventKind.INBOUND, node, sender=node.sender)
+        return
+
+    if node.kind is NodeKind.GREETING:
+        _greet(state, node)
         return
 
     if node.kind is NodeKind.FEEDBACK:
@@ -267,6 +283,37 @@ def _apply(state: PathState, node: Node, following: Node | None, root: str) -> N
             )
 
 
+def _greet(state: PathState, node: Node) -> None:
+    """A greeting (see the rules): the persona's own reply, its parent's child result, a line
+    of the conversation."""
+    persona = node.persona
+    state.greetings[persona] = node
+    _event(state, persona, EventKind.OWN, node, action=Action.REPLY)
+    caller = parent_path(persona)
+    if caller:
+        state.events[caller].append(
+            Event(
+                kind=EventKind.CHILD_RESULT,
+                text=node.content,
+                node_id=node.id,
+                activation=state.activations[caller],
+                action=Action.REPLY,
+                target=persona.rpartition("/")[2],
+                created_at=node.created_at,
+                data=node.data,
+            )
+        )
+    state.transcript.append(TranscriptLine(persona, node.content, node.id))
+
+
+def _inherit_greeting(state: PathState, persona: str) -> None:
+    """Before a persona's first message: the greeting of the character above it, as its own
+    first line."""
+    for speaker, greeting in state.greetings.items():
+        if persona.startswith(speaker + "/"):
+            _event(state, persona, EventKind.OWN, greeting, action=Action.REPLY)
+
+
 def _next(state: PathState, leaf: Node, root: str) -> Next:
     top = state.stack[-1] if state.stack else ""
     if leaf.status in UNFINISHED:
@@ -279,6 +326,8 @@ def _next(state: PathState, leaf: Node, root: str) -> Next:
         return Next(NextKind.PROPOSE, top or leaf.persona, leaf.id)
     if leaf.kind is NodeKind.DECISION:
         return Next(NextKind.PROPOSE if top else NextKind.DONE, top or leaf.persona, leaf.id)
+    if leaf.kind is NodeKind.GREETING:
+        return Next(NextKind.DONE, root, leaf.id)
     # A proposal or an edit.
     if leaf.status in (NodeStatus.PROPOSED, NodeStatus.SUPERSEDED):
         return Next(NextKind.REVIEW, leaf.persona, leaf.id)
