@@ -360,10 +360,13 @@ def _from_world_info(world: dict[str, Any], entries: dict[str, Any]) -> dict[str
             entry["name"] = raw["comment"]
         entry["use_regex"] = False
         converted.append(entry)
-    order = sorted(
-        range(len(converted)),
-        key=lambda i: _number(converted[i]["extensions"].get("display_index"), float(i)),
-    )
+
+    def shown_at(i: int) -> tuple[float, int]:
+        # SillyTavern lists entries by display index, else by uid.
+        uid = _number(converted[i].get("id"), float(i))
+        return (_number(converted[i]["extensions"].get("display_index"), uid), i)
+
+    order = sorted(range(len(converted)), key=shown_at)
     book: dict[str, Any] = {"entries": [converted[i] for i in order], "extensions": {}}
     for key, value in world.items():
         if key == "entries":
