@@ -12,12 +12,14 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from personaweb.cast import sessions as card_sessions
 from personaweb.personas import Engine, Node, NodeKind
 from personaweb.personas.state import NextKind
 from personaweb.web import runs
@@ -42,16 +44,19 @@ def group_new(request: AuthedRequest) -> HttpResponse:
         return render(request, "web/group_new.html", {"form": form}, status=400)
     members = form.cleaned_data["members"]
     title = form.cleaned_data["title"].strip() or "Group: " + ", ".join(m.name for m in members)
-    session = ChatSession.objects.create(
-        owner=request.user,
-        title=title[:200],
-        hierarchy=Hierarchy.GROUP,
-        strategy=form.cleaned_data["strategy"],
-        mode=form.cleaned_data["mode"],
-        members=[m.pk for m in members],
-        group_settings=form.group_settings(),
-        profiles=form.profiles(),
-    )
+    with transaction.atomic():
+        session = ChatSession.objects.create(
+            owner=request.user,
+            title=title[:200],
+            hierarchy=Hierarchy.GROUP,
+            strategy=form.cleaned_data["strategy"],
+            mode=form.cleaned_data["mode"],
+            members=[m.pk for m in members],
+            group_settings=form.group_settings(),
+            profiles=form.profiles(),
+        )
+        # Each member's chosen greeting opens the chat; the person's name; lorebooks.
+        card_sessions.start(session, form.cleaned_data["card_choices"], runs.hierarchy_for(session))
     return redirect(session)
 
 

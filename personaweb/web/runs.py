@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from personaweb.cast.sessions import SessionCards
 from personaweb.llm import build_chat_model, endpoint_from_env
 from personaweb.llm.types import ChatModel, LLMProfile
 from personaweb.personas import (
@@ -37,7 +38,6 @@ from personaweb.personas import (
     RunConfig,
     build_hierarchy,
 )
-from personaweb.personas.dialogue import character_from_mapping
 from personaweb.personas.group import (
     GROUP_MAX_STEPS,
     RatingBook,
@@ -79,7 +79,10 @@ def hierarchy_for(session: ChatSession) -> ResponseDrivenPersona:
     profiles = {path: LLMProfile.from_dict(p) for path, p in (session.profiles or {}).items()}
     if session.hierarchy == "group":
         return group_for(session, profiles)
-    character = session.character.data if session.character is not None else None
+    # The character as this session meets it: card macros replaced, lorebooks read.
+    character: Any = None
+    if session.character is not None:
+        character = SessionCards.of(session, [session.character]).character(session.character)
     if session.hierarchy == "dialogue" and character is None:
         character = {"name": "Character"}
     return build_hierarchy(
@@ -98,7 +101,10 @@ def group_for(session: ChatSession, profiles: dict[str, LLMProfile]) -> Response
     """A group chat: the director over one dialogue hierarchy per member character."""
     ids = [int(i) for i in session.members or []]
     by_id = {c.pk: c for c in Character.objects.filter(owner_id=session.owner_id, pk__in=ids)}
-    cast = [(by_id[i].slug, character_from_mapping(by_id[i].data)) for i in ids if i in by_id]
+    members = [by_id[i] for i in ids if i in by_id]
+    cards = SessionCards.of(session, members)
+    names = [c.name for c in members]
+    cast = [(c.slug, cards.character(c, group=names)) for c in members]
     talk = {by_id[i].slug: float(by_id[i].data.get("talkativeness", 0.5)) for i in by_id}
     root = group_hierarchy(
         cast,
