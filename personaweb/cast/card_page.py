@@ -36,7 +36,7 @@ class CardShown:
     sample_lines: list[str]
     found_lines: list[FoundLine] = field(default_factory=list)
     """Example lines in the description or greeting, offered as sample lines (only when the
-    sheet has none)."""
+    sheet has none), with their macros replaced for reading."""
     book: Lorebook | None = None
     """The card's own lorebook, read."""
     warnings: list[str] = field(default_factory=list)
@@ -63,7 +63,9 @@ def shown(sheet: CharacterSheet, user: str) -> CardShown:
         sample_lines=macros.expand_all(sheet.sample_lines),
     )
     if not sheet.sample_lines:
-        page.found_lines = lines_elsewhere(sheet)
+        page.found_lines = [
+            FoundLine(macros.expand(f.line), f.source) for f in lines_elsewhere(sheet)
+        ]
         page.warnings.append(NO_SAMPLES)
     if sheet.character_book is not None:
         page.book = read_book(sheet.character_book, f"{sheet.name}'s lorebook").expanded(macros)
