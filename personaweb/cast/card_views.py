@@ -90,13 +90,11 @@ def _import(request: AuthedRequest, cap: CappedUploadHandler) -> HttpResponse:
         sheet = parse_card(data, upload.name or "")
     except CharacterError as exc:  # CardError is a CharacterError
         return _refuse(request, str(exc))
-    wanted = sheet.name
-    name = store.free_name(request.user, store.numbered_names(wanted))
-    sheet = sheet.with_changes(name=name, slug=store.free_slug(request.user, sheet.slug))
     # Only the picture is kept of the PNG: the card text is stored apart and written back in.
     picture = picture_of(data) if is_png(data) else None
     dropped = ""
     try:
+        # The card as it came must leave EXPORT_HEADROOM: the rename below may use some.
         check_exportable(sheet, picture)
     except CardError as exc:
         if picture is None:
@@ -110,6 +108,13 @@ def _import(request: AuthedRequest, cap: CappedUploadHandler) -> HttpResponse:
             " Its picture was not kept: with it, the card would export larger than can be "
             "imported back, so exports show a plain avatar."
         )
+    wanted = sheet.name
+    name = store.free_name(request.user, store.numbered_names(wanted))
+    sheet = sheet.with_changes(name=name, slug=store.free_slug(request.user, sheet.slug))
+    try:
+        check_exportable(sheet, picture, headroom=0)  # renamed, it still reads back
+    except CardError as exc:
+        return _refuse(request, str(exc))
     character = store.apply_sheet(Character(owner=request.user), sheet)
     character.avatar = picture
     character.save()

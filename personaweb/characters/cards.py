@@ -43,6 +43,10 @@ from personaweb.characters.sheet import (
 )
 
 MAX_CARD_BYTES = 8 * 1024 * 1024
+EXPORT_HEADROOM = 2048
+"""Bytes a stored character's largest export keeps free under MAX_CARD_BYTES: a re-import may
+rename it ("X (2)", slug "x_2"), and the name sits in both cards of a PNG; 2 KB covers the
+longest name and slug, in any script."""
 EXTENSION_KEY = "personaweb"
 SPEC_V2 = "chara_card_v2"
 SPEC_V3 = "chara_card_v3"
@@ -216,16 +220,20 @@ def sheet_from_card(card: Any) -> CharacterSheet:
     return sheet.validate()
 
 
-def check_exportable(sheet: CharacterSheet, image: bytes | None = None) -> None:
+def check_exportable(
+    sheet: CharacterSheet, image: bytes | None = None, *, headroom: int = EXPORT_HEADROOM
+) -> None:
     """Raise CardError when the largest file export can make of this character (with its
-    picture) would be over the import limit: what PersonaWeb writes, it must read back."""
+    picture) would be over the import limit less `headroom`: what PersonaWeb writes, it must
+    read back, even renamed (a rename on import uses less than EXPORT_HEADROOM)."""
     size = export_size(sheet, image)
-    if size > MAX_CARD_BYTES:
+    if size > MAX_CARD_BYTES - headroom:
+        room = f", less {headroom // 1024} KB kept for a rename" if headroom else ""
         raise CardError(
-            f"the character would export as a {_mb(size)} card file, over the "
-            f"{_mb(MAX_CARD_BYTES)} that can be imported back (a PNG card carries its text "
-            "twice, base64-encoded): "
-            "make the lorebook, the kept card data or the picture smaller"
+            f"the character would export as a {size:,}-byte card file ({_mb(size)}), over the "
+            f"{MAX_CARD_BYTES - headroom:,} bytes that can be imported back "
+            f"({_mb(MAX_CARD_BYTES)}{room}; a PNG card carries its text twice, "
+            "base64-encoded): make the lorebook, the kept card data or the picture smaller"
         )
 
 
