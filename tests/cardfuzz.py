@@ -17,7 +17,9 @@ from tests.cardkit import as_png, community_card
 ANY_CHAR = st.characters(codec=None, exclude_categories=())
 TEXT = st.one_of(
     st.text(ANY_CHAR, max_size=20),
-    st.sampled_from(["{{char}}", "{{user}}", "<START>\n{{char}}: hi", "{{original}}", "@@activate"]),
+    st.sampled_from(
+        ["{{char}}", "{{user}}", "<START>\n{{char}}: hi", "{{original}}", "@@activate"]
+    ),
 )
 SCALARS = st.one_of(
     st.none(),
@@ -28,9 +30,7 @@ SCALARS = st.one_of(
 )
 JSON = st.recursive(
     SCALARS,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
     max_leaves=12,
 )
 
