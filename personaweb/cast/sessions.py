@@ -29,7 +29,8 @@ from personaweb.characters.sheet import CharacterError, CharacterSheet
 from personaweb.personas import ResponseDrivenPersona
 from personaweb.personas.dialogue import SimpleCharacter, character_from_mapping
 from personaweb.personas.greetings import Opening, greeting_nodes
-from personaweb.web.models import Character, ChatSession, Hierarchy
+from personaweb.personas.tree import NodeKind
+from personaweb.web.models import Character, ChatSession, Hierarchy, NodeRow
 from personaweb.web.store import OrmStore
 
 MAX_USER_NAME = 80
@@ -243,6 +244,28 @@ def start(session: ChatSession, choices: Choices, root: ResponseDrivenPersona) -
         OrmStore(session.pk).add_many(nodes)
         ChatSession.objects.filter(pk=session.pk).update(active_node=nodes[-1].id)
         session.active_node = nodes[-1].id
+
+
+def copy_opening(source: ChatSession, target: ChatSession) -> str | None:
+    """Open a replay as its source opened: the same name for the person, the same session
+    lorebooks, the same greetings (as new nodes). Returns the last greeting's id, under which
+    the replay's first message goes (None: no greetings)."""
+    name = SessionUser.objects.filter(session=source).values_list("name", flat=True).first()
+    if name:
+        SessionUser.objects.update_or_create(session=target, defaults={"name": name})
+    for book in Lorebook.objects.filter(sessions=source.pk):
+        book.sessions.add(target)
+    rows = NodeRow.objects.filter(session=source, kind=NodeKind.GREETING.value).order_by("seq")
+    openings = [
+        Opening(row.persona, row.content, str((row.data or {}).get("greeting", "greeting")))
+        for row in rows
+    ]
+    nodes = greeting_nodes(openings)
+    if not nodes:
+        return None
+    OrmStore(target.pk).add_many(nodes)
+    ChatSession.objects.filter(pk=target.pk).update(active_node=nodes[-1].id)
+    return nodes[-1].id
 
 
 def _members(session: ChatSession) -> list[Character]:

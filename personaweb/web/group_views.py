@@ -105,11 +105,12 @@ def create_replay(source: ChatSession, policy: str, order: str) -> ChatSession:
     )
 
 
-def replay_job(lines: list[UserLine]):
-    """The first message now; the rest in the run, each once the previous turn is done."""
+def replay_job(lines: list[UserLine], opened: str | None = None):
+    """The first message now (under the replay's greetings, `opened`, if it has any); the rest
+    in the run, each once the previous turn is done."""
 
     async def first(engine: Engine) -> Node:
-        return await engine.send(lines[0].text, None, lines[0].data or None)
+        return await engine.send(lines[0].text, opened, lines[0].data or None)
 
     async def job(engine: Engine, inbound: Node) -> Node:
         leaf = await engine.advance(inbound.id)
@@ -140,7 +141,9 @@ async def replay(request: AuthedRequest, pk: int) -> HttpResponse:
     if not lines:
         return refuse("nothing to replay: this branch has no messages of yours")
     target = await sync_to_async(create_replay)(source, policy, order)
-    first, job = replay_job(lines)
+    # The replay opens as the source did: the person's name, lorebooks, greetings.
+    opened = await sync_to_async(card_sessions.copy_opening)(source, target)
+    first, job = replay_job(lines, opened)
     await runs.start(target, "replay", job, first=first)
     url = reverse("group_versus", args=[source.pk, target.pk])
     if request.htmx:

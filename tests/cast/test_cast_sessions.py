@@ -279,3 +279,27 @@ def test_a_session_json_export_keeps_the_greeting_node(client, alice):
     session = ChatSession.objects.get(owner=alice)
     exported = json.loads(client.get(f"{session.get_absolute_url()}export/").content)
     assert [n["kind"] for n in exported["nodes"]] == ["greeting"]
+
+
+async def test_a_replay_opens_with_the_same_greetings_name_and_lorebooks(
+    async_client, alice, make_cast, group_llm
+):
+    mira = await sync_to_async(mira_of)(alice, v3_card())
+    ann, _bob, _cara = await sync_to_async(make_cast)(alice)
+    book = await Lorebook.objects.acreate(owner=alice, name="Ports", data={"entries": []})
+    await sync_to_async(async_client.force_login)(alice)
+    form = group_post([mira, ann], user_name="Joe", order="natural", lorebooks=str(book.pk))
+    await async_client.post(reverse("group_new"), form)
+    source = await ChatSession.objects.aget(owner=alice)
+    await async_client.post(f"{source.get_absolute_url()}send/", {"text": "Ann, ready?"})
+    await runs.wait(source.pk)
+
+    await async_client.post(reverse("group_replay", args=[source.pk]), {"policy": "prepass"})
+    replay = await ChatSession.objects.exclude(pk=source.pk).aget(owner=alice)
+    await runs.wait(replay.pk)
+    rows = [r async for r in NodeRow.objects.filter(session=replay).order_by("seq")]
+    assert rows[0].kind == NodeKind.GREETING and rows[0].content.startswith("Everyone aboard?")
+    first_message = next(r for r in rows if r.kind == NodeKind.INBOUND)
+    assert first_message.parent_id == rows[0].id
+    assert (await SessionUser.objects.aget(session=replay)).name == "Joe"
+    assert await Lorebook.objects.filter(sessions=replay).acount() == 1
