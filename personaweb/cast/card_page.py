@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from personaweb.cast.sessions import macros_for
 from personaweb.characters.cards import FoundLine, lines_elsewhere
 from personaweb.characters.lorebook import Lorebook, read_book
-from personaweb.characters.macros import Macros
+from personaweb.characters.macros import Macros, card_macros
 from personaweb.characters.sheet import CharacterSheet
+from personaweb.web.models import Character
 
 ORIGINAL_SHOWN = "[PersonaWeb's own instructions]"
 """How `{{original}}` reads on the page (the prompt puts the instructions there)."""
@@ -78,3 +79,13 @@ def shown(sheet: CharacterSheet, user: str) -> CardShown:
             f"Macros PersonaWeb does not know reach the prompt as written: {', '.join(left)}."
         )
     return page
+
+
+def description(character: Character, user: str) -> str:
+    """A stored character's description as the list shows it (macros filled in). Read off the
+    row's data without validating the whole sheet: a list must show even a broken row."""
+    data = character.data or {}
+    extras = data.get("card_extras")
+    macros = card_macros(character.name, extras if isinstance(extras, dict) else None, user)
+    text = data.get("description")
+    return macros.expand(text) if isinstance(text, str) else ""

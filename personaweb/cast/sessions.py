@@ -23,7 +23,7 @@ from django.db.models import Q
 from personaweb.cast import store
 from personaweb.cast.models import Lorebook, SessionUser
 from personaweb.characters.greetings import NONE, choose, default_greeting, greetings_of
-from personaweb.characters.macros import Macros
+from personaweb.characters.macros import Macros, card_macros
 from personaweb.characters.safejson import UnsafeJSON, check_text
 from personaweb.characters.sheet import CharacterError, CharacterSheet
 from personaweb.personas import ResponseDrivenPersona
@@ -43,10 +43,8 @@ def default_user_name(user: User | AbstractBaseUser | AnonymousUser) -> str:
 
 
 def macros_for(sheet: CharacterSheet, user: str, group: Sequence[str] = ()) -> Macros:
-    """The macros of a character's card for this person (V3: `{{char}}` is the nickname)."""
-    nickname = sheet.card_extras.get("nickname")
-    said = nickname.strip() if isinstance(nickname, str) and nickname.strip() else sheet.name
-    return Macros(char=said, user=user, group=tuple(group))
+    """The macros of a character's card for this person."""
+    return card_macros(sheet.name, sheet.card_extras, user, group)
 
 
 # --- reading a session's cards ---------------------------------------------------------------

@@ -50,11 +50,18 @@ def broken(character: Character, exc: CharacterError) -> HttpResponse:
 
 
 def list_context(request: AuthedRequest, **extra: Any) -> dict[str, Any]:
-    return {
-        # Meta.ordering does not apply to aggregate queries: order explicitly.
-        "characters": Character.objects.filter(owner=request.user)
+    # Meta.ordering does not apply to aggregate queries: order explicitly.
+    characters = list(
+        Character.objects.filter(owner=request.user)
         .annotate(session_count=Count("sessions"))
-        .order_by(Lower("name"), "pk"),
+        .order_by(Lower("name"), "pk")
+    )
+    user = default_user_name(request.user)
+    for character in characters:
+        # Card text reaches the page with its macros filled in, as everywhere.
+        character.description_shown = card_page.description(character, user)  # type: ignore[attr-defined]
+    return {
+        "characters": characters,
         "import_form": ImportForm(),
         "export_formats": EXPORT_FORMATS,
         "max_card_mb": MAX_CARD_BYTES // (1024 * 1024),

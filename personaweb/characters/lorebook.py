@@ -127,10 +127,11 @@ class Lorebook:
     """Entries skipped, and why."""
 
     def expanded(self, macros: Macros) -> Lorebook:
-        """The same book with the card's macros replaced in every key and content."""
+        """The same book with the card's macros replaced in every name, key and content."""
         entries = tuple(
             replace(
                 e,
+                name=macros.expand(e.name),
                 content=macros.expand(e.content),
                 keys=tuple(macros.expand(k) for k in e.keys),
                 secondary_keys=tuple(macros.expand(k) for k in e.secondary_keys),

@@ -7,7 +7,8 @@ page. The rules, applied by `Macros.expand` and nowhere else:
 1. A macro is `{{name}}` (any case, spaces allowed inside the braces), or one of the legacy
    angle forms `<BOT>`, `<CHAR>`, `<USER>` (any case).
 2. Known macros:
-   - `char`: the character's nickname if the card gives one (V3), else its name;
+   - `char`: the character's nickname if the card gives one (V3), else its name
+     (`card_macros` applies this);
    - `user`: the person's display name in this chat;
    - `group`: the names of a group chat's characters, comma-separated (outside a group: the
      character's own name); `charIfNotGroup`: the character's name outside a group, the group's
@@ -24,8 +25,9 @@ page. The rules, applied by `Macros.expand` and nowhere else:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_USER = "User"
 """What `{{user}}` becomes when nobody said who the person is."""
@@ -78,6 +80,19 @@ class Macros:
         if word == "original":
             return original
         return values.get(word)
+
+
+def card_macros(
+    name: str,
+    card_extras: Mapping[str, Any] | None,
+    user: str = DEFAULT_USER,
+    group: Sequence[str] = (),
+) -> Macros:
+    """The macros of a character's card: `{{char}}` is its V3 `nickname` when the card gives
+    one (kept among the card's other data keys), else its name."""
+    nickname = (card_extras or {}).get("nickname")
+    said = nickname.strip() if isinstance(nickname, str) and nickname.strip() else name
+    return Macros(char=said, user=user or DEFAULT_USER, group=tuple(group))
 
 
 def fill_original(text: str, original: str) -> str:

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 from personaweb.characters.lorebook import Lorebook, LoreScan, Position, read_book, scan
-from personaweb.characters.macros import DEFAULT_USER, Macros, fill_original
+from personaweb.characters.macros import DEFAULT_USER, card_macros, fill_original
 from personaweb.llm.types import ChatMessage, LLMProfile
 from personaweb.personas.persona import BasicPersona, Prompt, ProposeContext, render_basic_event
 from personaweb.personas.state import Event
@@ -75,10 +75,7 @@ def character_fields(
     name = str(data.get("name") or "Character")
     extras = data.get("card_extras")
     extras = extras if isinstance(extras, Mapping) else {}
-    nickname = extras.get("nickname")
-    # V3: {{char}} is the nickname when the card gives one.
-    said = nickname.strip() if isinstance(nickname, str) and nickname.strip() else name
-    macros = Macros(char=said, user=user or DEFAULT_USER, group=tuple(group))
+    macros = card_macros(name, extras, user, group)
 
     def text(key: str) -> str:
         value = data.get(key)
