@@ -211,6 +211,8 @@ def _short(text: str, limit: int = 90) -> str:
 
 def _ids(data: Mapping[str, Any], key: str) -> list[int]:
     raw = data.getlist(key) if hasattr(data, "getlist") else data.get(key) or []
+    if isinstance(raw, str | int):
+        raw = [raw]
     values = [str(v) for v in raw if str(v)]
     if not all(v.isdigit() for v in values):
         raise ValueError(f"unknown {key[:-1]}")
@@ -224,13 +226,13 @@ def start(session: ChatSession, choices: Choices, root: ResponseDrivenPersona) -
         book.sessions.add(session)
     openings = []
     members = _members(session)
-    names = [c.name for c in members] if session.hierarchy == Hierarchy.GROUP else []
+    group = session.hierarchy == Hierarchy.GROUP
+    names = [c.name for c in members] if group else []
     for character in members:
         sheet = sheet_or_none(character)
         value = choices.greetings.get(character.pk)
         if sheet is None or value is None:
             continue
-        group = session.hierarchy == Hierarchy.GROUP
         greeting = choose(sheet, value, group=group)
         if greeting is None:
             continue

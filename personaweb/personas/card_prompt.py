@@ -78,7 +78,8 @@ def character_fields(
     macros = card_macros(name, extras, user, group)
 
     def text(key: str) -> str:
-        value = data.get(key)
+        # Sheets stored before the card fields were modelled keep them among the extras.
+        value = data.get(key, extras.get(key))
         return macros.expand(value) if isinstance(value, str) else ""
 
     def lines(key: str) -> list[str]:

@@ -329,3 +329,18 @@ async def test_a_rewriter_without_sample_lines_says_so_on_its_proposal() -> None
             assert rewritten.data["warning"] == (
                 "Mira Vance has no sample lines: the rewriter had no voice to imitate"
             )
+
+
+def test_a_sheet_stored_before_card_fields_were_modelled_still_uses_them() -> None:
+    stored = {
+        "name": "Old Card",
+        "card_extras": {
+            "system_prompt": "{{original}} Be terse, {{char}}.",
+            "post_history_instructions": "Stay terse.",
+            "character_book": {"entries": [{"keys": ["x"], "content": "X.", "constant": True}]},
+        },
+    }
+    root = dialogue_hierarchy(character_from_mapping(stored), strategy="single")
+    messages = root.build_messages([])  # type: ignore[attr-defined]
+    assert "Be terse, Old Card." in messages[0].content and "X." in messages[0].content
+    assert messages[-1].content == "Stay terse."
