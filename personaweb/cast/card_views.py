@@ -3,7 +3,10 @@
 A card is untrusted input: it is size-capped while it streams in, parsed by
 `personaweb.characters.parse_card` (which validates the sheet), and only a card that passes
 everything creates a row. Export writes back whatever the card carried that we do not model
-(unknown `extensions` keys and other `data` keys), so a round trip loses nothing.
+(unknown `extensions` keys and other `data` keys), so a round trip loses nothing; and a card
+is only stored if its largest export can be imported back (`check_exportable`): a PNG card
+carries its text twice, base64-encoded, so a card near the limit would otherwise export larger
+than PersonaWeb reads.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from personaweb.cast import store
 from personaweb.cast.forms import ImportForm
 from personaweb.cast.uploads import CappedUploadHandler, too_big_request
 from personaweb.cast.views import EXPORT_FORMATS, broken, list_context, owned
-from personaweb.characters.cards import MAX_CARD_BYTES, card_to_json, card_to_png, parse_card
+from personaweb.characters.cards import (
+    MAX_CARD_BYTES,
+    CardError,
+    card_to_json,
+    card_to_png,
+    check_exportable,
+    parse_card,
+    picture_of,
+)
 from personaweb.characters.png import is_png
 from personaweb.characters.sheet import CharacterError
 from personaweb.web.models import Character
@@ -79,15 +90,36 @@ def _import(request: AuthedRequest, cap: CappedUploadHandler) -> HttpResponse:
         sheet = parse_card(data, upload.name or "")
     except CharacterError as exc:  # CardError is a CharacterError
         return _refuse(request, str(exc))
+    # Only the picture is kept of the PNG: the card text is stored apart and written back in.
+    picture = picture_of(data) if is_png(data) else None
+    dropped = ""
+    try:
+        # The card as it came must leave EXPORT_HEADROOM: the rename below may use some.
+        check_exportable(sheet, picture)
+    except CardError as exc:
+        if picture is None:
+            return _refuse(request, str(exc))
+        try:
+            check_exportable(sheet, None)  # the card fits without its picture: keep the card
+        except CardError:
+            return _refuse(request, str(exc))
+        picture = None
+        dropped = (
+            " Its picture was not kept: with it, the card would export larger than can be "
+            "imported back, so exports show a plain avatar."
+        )
     wanted = sheet.name
     name = store.free_name(request.user, store.numbered_names(wanted))
     sheet = sheet.with_changes(name=name, slug=store.free_slug(request.user, sheet.slug))
+    try:
+        check_exportable(sheet, picture, headroom=0)  # renamed, it still reads back
+    except CardError as exc:
+        return _refuse(request, str(exc))
     character = store.apply_sheet(Character(owner=request.user), sheet)
-    if is_png(data):
-        character.avatar = data  # parse_card has read it whole: a valid PNG, within the cap
+    character.avatar = picture
     character.save()
     note = "" if name == wanted else f" as {name} ({wanted} was taken)"
-    messages.success(request, f"Imported {upload.name}{note}.")
+    messages.success(request, f"Imported {upload.name}{note}.{dropped}")
     return redirect("cast:detail", pk=character.pk)
 
 

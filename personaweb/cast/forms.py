@@ -13,7 +13,13 @@ from typing import Any
 
 from django import forms
 
-from personaweb.characters.sheet import STRATEGIES, CharacterError, CharacterSheet, slugify
+from personaweb.characters.sheet import (
+    MAX_GREETINGS,
+    STRATEGIES,
+    CharacterError,
+    CharacterSheet,
+    slugify,
+)
 from personaweb.llm.types import LLMProfile
 
 PROFILE_ROLES = ("responder", "style_rewriter", "orchestrator", "alignment", "character")
@@ -23,9 +29,18 @@ PROFILE_PARTS = ("model", "temperature", "max_tokens")
 
 # "profiles.responder.temperature: ..." or "goals[3]: ..." -> the field the message is about.
 _FIELD_RE = re.compile(
-    r"^(?P<field>[a-z_]+)(?:\[\d+\])?(?:\.(?P<role>[a-z0-9_]+))?"
+    r"^(?P<field>[a-z_]+)(?:\[(?P<index>\d+)\])?(?:\.(?P<role>[a-z0-9_]+))?"
     r"(?:\.(?P<part>[a-z_]+))?:"
 )
+
+GREETING_LISTS = {"alternate": "alternate_greetings", "group": "group_greetings"}
+"""The sheet's lists of greetings, edited as one text box per greeting (and one empty box to
+add another): a greeting is a paragraph or more, so one-per-line does not fit them."""
+
+
+def greeting_field(kind: str, number: int) -> str:
+    return f"{kind}_greeting_{number}"
+
 
 _LINES_HELP = "One per line; blank lines are ignored."
 
@@ -77,6 +92,17 @@ class CharacterForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="For people using the character; not sent to the model.",
     )
+    system_prompt = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The card's own system prompt: it replaces PersonaWeb's instructions; "
+        "{{original}} in it stands for them. Blank: PersonaWeb's own.",
+    )
+    post_history_instructions = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Sent after the conversation, as the last thing the model reads.",
+    )
 
     def __init__(self, *args: Any, base: CharacterSheet | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -96,8 +122,28 @@ class CharacterForm(forms.Form):
             self.fields[profile_field(role, "max_tokens")] = forms.IntegerField(
                 required=False, label=f"{role} max tokens"
             )
+        for kind, attr in GREETING_LISTS.items():
+            have = len(getattr(base, attr)) if base is not None else 0
+            posted = _posted_numbers(self.data, kind) if self.is_bound else 0
+            for number in range(1, max(have, posted) + 2):
+                self.fields[greeting_field(kind, number)] = forms.CharField(
+                    required=False,
+                    label=f"{kind} greeting {number}",
+                    widget=forms.Textarea(attrs={"rows": 2}),
+                )
         if base is not None and not self.is_bound:
             self.initial = initial_from_sheet(base)
+
+    def greeting_boxes(self, kind: str) -> list[forms.BoundField]:
+        """The text boxes of one list of greetings, in order (the last one empty)."""
+        prefix = f"{kind}_greeting_"
+        return [self[name] for name in self.fields if name.startswith(prefix)]
+
+    def alternate_boxes(self) -> list[forms.BoundField]:
+        return self.greeting_boxes("alternate")
+
+    def group_boxes(self) -> list[forms.BoundField]:
+        return self.greeting_boxes("group")
 
     def profile_rows(self) -> list[tuple[str, list[forms.BoundField]]]:
         """(role, [model, temperature, max_tokens] bound fields) for the template's table."""
@@ -140,6 +186,10 @@ class CharacterForm(forms.Form):
             return name if name in self.fields else None
         if field == "slug":
             return "name"  # the slug comes from the name
+        kinds = {attr: kind for kind, attr in GREETING_LISTS.items()}
+        if field in kinds and match["index"] is not None:
+            name = greeting_field(kinds[field], int(match["index"]) + 1)
+            return name if name in self.fields else None
         return field if field in self.fields else None
 
     def _build_sheet(self, cleaned: dict[str, Any]) -> CharacterSheet:
@@ -162,10 +212,22 @@ class CharacterForm(forms.Form):
             tags=split_tags(cleaned.get("tags") or ""),
             scenario=cleaned.get("scenario") or "",
             creator_notes=cleaned.get("creator_notes") or "",
-            # What the form does not show survives an edit untouched.
+            system_prompt=cleaned.get("system_prompt") or "",
+            post_history_instructions=cleaned.get("post_history_instructions") or "",
+            alternate_greetings=self._greetings(cleaned, "alternate"),
+            group_greetings=self._greetings(cleaned, "group"),
+            # What the form does not show survives an edit untouched (the lorebook has its
+            # own page).
+            character_book=base.character_book if base is not None else None,
             extensions=dict(base.extensions) if base is not None else {},
             card_extras=dict(base.card_extras) if base is not None else {},
         )
+
+    def _greetings(self, cleaned: dict[str, Any], kind: str) -> list[str]:
+        prefix = f"{kind}_greeting_"
+        boxes = [name for name in self.fields if name.startswith(prefix)]
+        texts = [str(cleaned.get(name) or "").strip() for name in boxes]
+        return [text for text in texts if text]
 
     def _profiles(self, cleaned: dict[str, Any]) -> dict[str, LLMProfile]:
         existing = dict(self.base.profiles) if self.base is not None else {}
@@ -223,7 +285,12 @@ def initial_from_sheet(sheet: CharacterSheet) -> dict[str, Any]:
         "talkativeness": sheet.talkativeness,
         "tags": ", ".join(sheet.tags),
         "creator_notes": sheet.creator_notes,
+        "system_prompt": sheet.system_prompt,
+        "post_history_instructions": sheet.post_history_instructions,
     }
+    for kind, attr in GREETING_LISTS.items():
+        for number, text in enumerate(getattr(sheet, attr), 1):
+            initial[greeting_field(kind, number)] = text
     for role in PROFILE_ROLES:
         profile = sheet.profiles.get(role)
         if profile is not None:
@@ -233,10 +300,29 @@ def initial_from_sheet(sheet: CharacterSheet) -> dict[str, Any]:
     return initial
 
 
+def _posted_numbers(data: Any, kind: str) -> int:
+    """The highest greeting box number a posted form holds for one list."""
+    prefix = f"{kind}_greeting_"
+    tails = [key[len(prefix) :] for key in data if key.startswith(prefix)]
+    # At most MAX_GREETINGS boxes, whatever a forged form claims.
+    numbers = [int(tail) for tail in tails if tail.isdigit() and len(tail) <= 3]
+    return min(max(numbers, default=0), MAX_GREETINGS)
+
+
 class ImportForm(forms.Form):
     """One Character Card file: V1, V2 or V3, JSON or PNG."""
 
     card = forms.FileField(
         label="Character card",
         widget=forms.ClearableFileInput(attrs={"accept": ".json,.png,application/json,image/png"}),
+    )
+
+
+class LorebookImportForm(forms.Form):
+    """One lorebook file: a Character Card `character_book`, SillyTavern World Info, or a
+    Character Card JSON whose book to take."""
+
+    book = forms.FileField(
+        label="Lorebook",
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
     )

@@ -17,9 +17,11 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from personaweb.cast import store
-from personaweb.cast.forms import PROFILE_ROLES, CharacterForm, ImportForm
-from personaweb.characters.cards import MAX_CARD_BYTES
+from personaweb.cast import card_page, store
+from personaweb.cast.forms import PROFILE_ROLES, CharacterForm, ImportForm, LorebookImportForm
+from personaweb.cast.models import Lorebook
+from personaweb.cast.sessions import default_user_name
+from personaweb.characters.cards import MAX_CARD_BYTES, CardError, check_exportable
 from personaweb.characters.sheet import CharacterError, CharacterSheet
 from personaweb.web.models import Character
 from personaweb.web.views import AuthedRequest, ensure_characters
@@ -48,14 +50,25 @@ def broken(character: Character, exc: CharacterError) -> HttpResponse:
 
 
 def list_context(request: AuthedRequest, **extra: Any) -> dict[str, Any]:
-    return {
-        # Meta.ordering does not apply to aggregate queries: order explicitly.
-        "characters": Character.objects.filter(owner=request.user)
+    # Meta.ordering does not apply to aggregate queries: order explicitly.
+    characters = list(
+        Character.objects.filter(owner=request.user)
         .annotate(session_count=Count("sessions"))
-        .order_by(Lower("name"), "pk"),
+        .order_by(Lower("name"), "pk")
+    )
+    user = default_user_name(request.user)
+    for character in characters:
+        # Card text reaches the page with its macros filled in, as everywhere.
+        character.description_shown = card_page.description(character, user)  # type: ignore[attr-defined]
+    return {
+        "characters": characters,
         "import_form": ImportForm(),
         "export_formats": EXPORT_FORMATS,
         "max_card_mb": MAX_CARD_BYTES // (1024 * 1024),
+        "lorebooks": Lorebook.objects.filter(owner=request.user).annotate(
+            attached=Count("characters")
+        ),
+        "lore_form": LorebookImportForm(),
         **extra,
     }
 
@@ -82,10 +95,12 @@ def character_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         {
             "character": character,
             "sheet": sheet,
+            "card": card_page.shown(sheet, default_user_name(request.user)),
             "profiles": sorted(sheet.profiles.items()),
             "kept_keys": sorted(sheet.extensions) + sorted(sheet.card_extras),
             "export_formats": EXPORT_FORMATS,
             "session_count": character.sessions.count(),
+            "attached_books": list(Lorebook.objects.filter(characters=character)),
         },
     )
 
@@ -170,7 +185,13 @@ def _slug_of(name: str) -> str:
 def _save(
     request: AuthedRequest, form: CharacterForm, character: Character, sheet: CharacterSheet
 ) -> Character | None:
-    """Save, or put a form error if a concurrent save took the slug first (nothing saved)."""
+    """Save, or put a form error if a concurrent save took the slug first, or if the character
+    would export larger than can be imported back (nothing saved)."""
+    try:
+        check_exportable(sheet, bytes(character.avatar) if character.avatar else None)
+    except CardError as exc:
+        form.add_error(None, str(exc))
+        return None
     try:
         with transaction.atomic():
             store.apply_sheet(character, sheet).save()

@@ -1,4 +1,5 @@
-"""Characters: sheets, bundled TOML files, Character Cards V2/V3 and the style metric.
+"""Characters: sheets, bundled TOML files, Character Cards V2/V3 (with their macros, greetings
+and lorebooks) and the style metric.
 
 Pure Python: nothing here imports Django.
 """

@@ -5,14 +5,22 @@ In a PNG the card's JSON is base64-encoded in a `tEXt` chunk: keyword `chara` fo
 for V3; when both are present `ccv3` wins. Legacy V1 cards (the fields at the top level, no
 `spec`) are read too.
 
-Mapping to a CharacterSheet: name, description, personality, scenario, creator_notes, tags map
-one to one; `first_mes` is the greeting; `mes_example` carries the sample lines in the usual
-`<START>\\n{{char}}: ...` convention. PersonaWeb's own fields (slug, mood, goals, strategy,
-profiles, talkativeness and the sample lines as an exact list) live under
-`data.extensions.personaweb`. Everything else (other extensions, other data keys such as
-creator, character_book or assets) is kept on the sheet and written back on export.
+Mapping to a CharacterSheet: name, description, personality, scenario, creator_notes, tags,
+system_prompt, post_history_instructions, alternate_greetings and character_book map one to one;
+`first_mes` is the greeting, `group_only_greetings` the group greetings; `mes_example` carries
+the sample lines in the usual `<START>\\n{{char}}: ...` convention. PersonaWeb's own fields
+(slug, mood, goals, strategy, profiles, talkativeness and the sample lines as an exact list) live
+under `data.extensions.personaweb`. Everything else (other extensions, other data keys such as
+creator, nickname or assets) is kept on the sheet and written back on export; so is the
+lorebook, exactly as it came.
 
 Untrusted input: anything malformed or over the limits raises CardError and yields nothing.
+That includes JSON that Python reads but nothing can store or write back (NaN, lone surrogates,
+NUL: see safejson.py): such a card is refused, never cleaned.
+
+Round trips: whatever is stored can be exported and imported back. `check_exportable` refuses
+a character whose largest export (a V3 PNG carries the card twice) would be over the import
+limit; import and every save go through it.
 """
 
 from __future__ import annotations
@@ -21,10 +29,13 @@ import base64
 import binascii
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from personaweb.characters import png
+from personaweb.characters.safejson import UnsafeJSON, loads
 from personaweb.characters.sheet import (
+    MAX_SAMPLE_LINES,
     CharacterError,
     CharacterSheet,
     parse_profiles,
@@ -32,6 +43,10 @@ from personaweb.characters.sheet import (
 )
 
 MAX_CARD_BYTES = 8 * 1024 * 1024
+EXPORT_HEADROOM = 2048
+"""Bytes a stored character's largest export keeps free under MAX_CARD_BYTES: a re-import may
+rename it ("X (2)", slug "x_2"), and the name sits in both cards of a PNG; 2 KB covers the
+longest name and slug, in any script."""
 EXTENSION_KEY = "personaweb"
 SPEC_V2 = "chara_card_v2"
 SPEC_V3 = "chara_card_v3"
@@ -41,22 +56,18 @@ KEYWORD_V3 = "ccv3"
 # Data keys the sheet models directly; every other data key goes to `card_extras`.
 _MAPPED = frozenset(
     {"name", "description", "personality", "scenario", "first_mes", "mes_example"}
-    | {"creator_notes", "tags", "extensions"}
+    | {"creator_notes", "tags", "extensions", "system_prompt", "post_history_instructions"}
+    | {"alternate_greetings", "group_only_greetings", "character_book"}
 )
-# Keys the specs require, with their empty values. Written on export so that strict readers
-# are happy; skipped on import when empty so that a round trip leaves `card_extras` as it was.
-_REQUIRED_DEFAULTS: dict[str, Any] = {
-    "system_prompt": "",
-    "post_history_instructions": "",
-    "alternate_greetings": [],
-    "creator": "",
-    "character_version": "",
-}
-_REQUIRED_DEFAULTS_V3: dict[str, Any] = {"group_only_greetings": []}
+# Keys the specs require that the sheet does not model, with their empty values. Written on
+# export so that strict readers are happy; skipped on import when empty so that a round trip
+# leaves `card_extras` as it was.
+_REQUIRED_DEFAULTS: dict[str, Any] = {"creator": "", "character_version": ""}
 
 _CHAR_PREFIX = re.compile(r"^\s*(?:\{\{char\}\}|<bot>)\s*:\s?", re.IGNORECASE)
 _USER_PREFIX = re.compile(r"^\s*(?:\{\{user\}\}|<user>)\s*:", re.IGNORECASE)
 _START = re.compile(r"^\s*<start>\s*$", re.IGNORECASE)
+_START_SPLIT = re.compile(r"^\s*<start>\s*$", re.IGNORECASE | re.MULTILINE)
 
 
 class CardError(CharacterError):
@@ -120,11 +131,8 @@ def sheet_to_card(sheet: CharacterSheet, version: int = 2) -> dict[str, Any]:
         "talkativeness": sheet.talkativeness,
         "sample_lines": list(sheet.sample_lines),
     }
-    defaults = dict(_REQUIRED_DEFAULTS)
-    if version == 3:
-        defaults |= _REQUIRED_DEFAULTS_V3
     data: dict[str, Any] = {
-        **defaults,
+        **_REQUIRED_DEFAULTS,
         **sheet.card_extras,
         "name": sheet.name,
         "description": sheet.description,
@@ -133,9 +141,17 @@ def sheet_to_card(sheet: CharacterSheet, version: int = 2) -> dict[str, Any]:
         "first_mes": sheet.greeting,
         "mes_example": format_examples(sheet.sample_lines),
         "creator_notes": sheet.creator_notes,
+        "system_prompt": sheet.system_prompt,
+        "post_history_instructions": sheet.post_history_instructions,
+        "alternate_greetings": list(sheet.alternate_greetings),
         "tags": list(sheet.tags),
         "extensions": {**sheet.extensions, EXTENSION_KEY: ours},
     }
+    # Required in V3; V2 readers (SillyTavern among them) read it too when it is there.
+    if version == 3 or sheet.group_greetings:
+        data["group_only_greetings"] = list(sheet.group_greetings)
+    if sheet.character_book is not None:
+        data["character_book"] = sheet.character_book
     if version == 3:
         return {"spec": SPEC_V3, "spec_version": "3.0", "data": data}
     return {"spec": SPEC_V2, "spec_version": "2.0", "data": data}
@@ -169,12 +185,15 @@ def sheet_from_card(card: Any) -> CharacterSheet:
     sample_lines = ours.get("sample_lines")
     if sample_lines is None:
         sample_lines = parse_examples(_text(data, "mes_example"), name)
-    defaults = _REQUIRED_DEFAULTS | _REQUIRED_DEFAULTS_V3
     extras = {
         key: value
         for key, value in data.items()
-        if key not in _MAPPED and not (key in defaults and value == defaults[key])
+        if key not in _MAPPED
+        and not (key in _REQUIRED_DEFAULTS and value == _REQUIRED_DEFAULTS[key])
     }
+    book = data.get("character_book")
+    if book is not None and not isinstance(book, dict):
+        raise CardError("character_book: must be an object")
     sheet = CharacterSheet(
         name=name.strip(),
         slug=ours.get("slug") or slugify(name),
@@ -190,10 +209,54 @@ def sheet_from_card(card: Any) -> CharacterSheet:
         tags=_tags(data),
         scenario=_text(data, "scenario"),
         creator_notes=_text(data, "creator_notes"),
+        system_prompt=_text(data, "system_prompt"),
+        post_history_instructions=_text(data, "post_history_instructions"),
+        alternate_greetings=_greetings(data, "alternate_greetings"),
+        group_greetings=_greetings(data, "group_only_greetings"),
+        character_book=book,
         extensions=extensions,
         card_extras=extras,
     )
     return sheet.validate()
+
+
+def check_exportable(
+    sheet: CharacterSheet, image: bytes | None = None, *, headroom: int = EXPORT_HEADROOM
+) -> None:
+    """Raise CardError when the largest file export can make of this character (with its
+    picture) would be over the import limit less `headroom`: what PersonaWeb writes, it must
+    read back, even renamed (a rename on import uses less than EXPORT_HEADROOM)."""
+    size = export_size(sheet, image)
+    if size > MAX_CARD_BYTES - headroom:
+        room = f", less {headroom // 1024} KB kept for a rename" if headroom else ""
+        raise CardError(
+            f"the character would export as a {size:,}-byte card file ({_mb(size)}), over the "
+            f"{MAX_CARD_BYTES - headroom:,} bytes that can be imported back "
+            f"({_mb(MAX_CARD_BYTES)}{room}; a PNG card carries its text twice, "
+            "base64-encoded): make the lorebook, the kept card data or the picture smaller"
+        )
+
+
+def export_size(sheet: CharacterSheet, image: bytes | None = None) -> int:
+    """Bytes of the largest export: a V3 PNG (both cards, and the picture) or a JSON file."""
+    return max(
+        len(card_to_png(sheet, 3, image=image)),
+        len(card_to_json(sheet, 3)),
+        len(card_to_json(sheet, 2)),
+    )
+
+
+def picture_of(data: bytes) -> bytes:
+    """A PNG card's picture without its card chunks: what is stored (the card text is stored
+    apart, and export writes it back in)."""
+    try:
+        return png.with_text(data, {}, drop=(KEYWORD_V2, KEYWORD_V3))
+    except png.PNGError as exc:
+        raise CardError(f"image: {exc}") from exc
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def format_examples(lines: list[str]) -> str:
@@ -201,11 +264,12 @@ def format_examples(lines: list[str]) -> str:
     return "\n".join(f"<START>\n{{{{char}}}}: {line}" for line in lines)
 
 
-def parse_examples(text: str, name: str = "") -> list[str]:
+def parse_examples(text: str, name: str = "", *, blank_ends_turn: bool = False) -> list[str]:
     """The character's lines from a `mes_example`; user turns and markers are dropped.
 
     A line is the character's if it starts with `{{char}}:`, `<BOT>:` or `<name>:`; following
-    lines without a speaker belong to the same turn.
+    lines without a speaker belong to the same turn (up to a blank line, with
+    `blank_ends_turn`: prose after example dialogue is not a line of it).
     """
     named = re.compile(rf"^\s*{re.escape(name.strip())}\s*:\s?", re.IGNORECASE) if name else None
     lines: list[str] = []
@@ -220,13 +284,47 @@ def parse_examples(text: str, name: str = "") -> list[str]:
         if match:
             finish()
             current = [raw[match.end() :]]
-        elif _USER_PREFIX.match(raw) or _START.match(raw):
+        elif _USER_PREFIX.match(raw) or _START.match(raw) or (blank_ends_turn and not raw.strip()):
             finish()
             current = None
         elif current is not None:
             current.append(raw)
     finish()
     return lines
+
+
+@dataclass(frozen=True)
+class FoundLine:
+    """A line of the character's own, found outside `mes_example`."""
+
+    line: str
+    """The line as written (macros and all)."""
+    source: str
+    """Where it was found: "description" or "greeting"."""
+
+
+def lines_elsewhere(sheet: CharacterSheet) -> list[FoundLine]:
+    """The character's own example lines written in its description or greeting, as many
+    community cards do: `<START>` blocks with `{{char}}:` lines (or, with no `<START>`,
+    lines that begin `{{char}}:`). Each line once, at most MAX_SAMPLE_LINES."""
+    found: list[FoundLine] = []
+    seen: set[str] = set()
+    for source, text in (("description", sheet.description), ("greeting", sheet.greeting)):
+        blocks = _START_SPLIT.split(text.replace("\r\n", "\n"))
+        if len(blocks) > 1:
+            # Text before the first <START> is prose; the blocks may name the speaker.
+            lines = [
+                line
+                for block in blocks[1:]
+                for line in parse_examples(block, sheet.name, blank_ends_turn=True)
+            ]
+        else:
+            lines = parse_examples(text, blank_ends_turn=True)
+        for line in lines:
+            if line not in seen and len(found) < MAX_SAMPLE_LINES:
+                seen.add(line)
+                found.append(FoundLine(line, source))
+    return found
 
 
 # --- decoding helpers -------------------------------------------------------------------------
@@ -249,11 +347,9 @@ def _card_from_png(data: bytes) -> Any:
 
 def _decode_json(raw: bytes, what: str) -> Any:
     try:
-        return json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise CardError(f"{what} is not UTF-8 text") from exc
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise CardError(f"{what} is not valid JSON: {exc}") from exc
+        return loads(raw, what)
+    except UnsafeJSON as exc:
+        raise CardError(str(exc)) from exc
 
 
 def _b64(card: dict[str, Any]) -> str:
@@ -268,6 +364,16 @@ def _text(data: dict[str, Any], key: str) -> str:
     if not isinstance(value, str):
         raise CardError(f"{key}: must be text, not {type(value).__name__}")
     return value
+
+
+def _greetings(data: dict[str, Any], key: str) -> list[str]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(g, str) for g in value):
+        raise CardError(f"{key}: must be a list of text")
+    # Cards often carry an empty placeholder greeting; it is nothing to choose from.
+    return [g for g in value if g.strip()]
 
 
 def _tags(data: dict[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from personaweb.characters.safejson import UnsafeJSON, check, check_text
 from personaweb.llm.types import LLMProfile
 
 STRATEGIES = ("single", "nested", "linear")
@@ -35,6 +36,9 @@ MAX_MOOD = 1000
 MAX_GREETING = 4000
 MAX_SCENARIO = 8000
 MAX_CREATOR_NOTES = 8000
+MAX_SYSTEM_PROMPT = 8000
+MAX_POST_HISTORY = 4000
+MAX_GREETINGS = 50
 MAX_GOALS = 50
 MAX_GOAL = 500
 MAX_SAMPLE_LINES = 200
@@ -85,10 +89,21 @@ class CharacterSheet:
     """The situation a chat starts in (Character Card `scenario`)."""
     creator_notes: str = ""
     """Notes from the author for people using the character (Character Card `creator_notes`)."""
+    system_prompt: str = ""
+    """The card's own system prompt (Character Card `system_prompt`): it takes the place of
+    PersonaWeb's instructions, `{{original}}` standing for them (personas/card_prompt.py)."""
+    post_history_instructions: str = ""
+    """Instructions the card puts after the conversation (`post_history_instructions`)."""
+    alternate_greetings: list[str] = field(default_factory=list)
+    """Other first messages a person may open a chat with (`alternate_greetings`)."""
+    group_greetings: list[str] = field(default_factory=list)
+    """First messages for group chats only (V3 `group_only_greetings`)."""
+    character_book: dict[str, Any] | None = None
+    """The card's lorebook (`character_book`), exactly as it came (see characters/lorebook.py)."""
     extensions: dict[str, Any] = field(default_factory=dict)
     """Character Card `data.extensions` keys other than ours, kept so export loses nothing."""
     card_extras: dict[str, Any] = field(default_factory=dict)
-    """Other Character Card `data` keys (creator, character_book, assets...), kept verbatim."""
+    """Other Character Card `data` keys (creator, assets, nickname...), kept verbatim."""
 
     def __post_init__(self) -> None:
         if not self.slug and isinstance(self.name, str):
@@ -108,8 +123,12 @@ class CharacterSheet:
         _check_text("greeting", self.greeting, MAX_GREETING)
         _check_text("scenario", self.scenario, MAX_SCENARIO)
         _check_text("creator_notes", self.creator_notes, MAX_CREATOR_NOTES)
+        _check_text("system_prompt", self.system_prompt, MAX_SYSTEM_PROMPT)
+        _check_text("post_history_instructions", self.post_history_instructions, MAX_POST_HISTORY)
         _check_list("goals", self.goals, MAX_GOALS, MAX_GOAL)
         _check_list("sample_lines", self.sample_lines, MAX_SAMPLE_LINES, MAX_SAMPLE_LINE)
+        _check_list("alternate_greetings", self.alternate_greetings, MAX_GREETINGS, MAX_GREETING)
+        _check_list("group_greetings", self.group_greetings, MAX_GREETINGS, MAX_GREETING)
         _check_list("tags", self.tags, MAX_TAGS, MAX_TAG)
         if self.strategy not in STRATEGIES:
             raise CharacterError(
@@ -120,6 +139,11 @@ class CharacterSheet:
         for name, value in (("extensions", self.extensions), ("card_extras", self.card_extras)):
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
                 raise CharacterError(f"{name}: must be a table with string keys")
+            _check_json(name, value)
+        if self.character_book is not None:
+            if not isinstance(self.character_book, dict):
+                raise CharacterError("character_book: must be a JSON object")
+            _check_json("character_book", self.character_book)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +163,11 @@ class CharacterSheet:
             "tags": list(self.tags),
             "scenario": self.scenario,
             "creator_notes": self.creator_notes,
+            "system_prompt": self.system_prompt,
+            "post_history_instructions": self.post_history_instructions,
+            "alternate_greetings": list(self.alternate_greetings),
+            "group_greetings": list(self.group_greetings),
+            "character_book": self.character_book,
             "extensions": dict(self.extensions),
             "card_extras": dict(self.card_extras),
         }
@@ -153,7 +182,7 @@ class CharacterSheet:
             raise CharacterError(f"{unknown[0]}: unknown field")
         if "name" not in data:
             raise CharacterError("name: required")
-        values = dict(data)
+        values = _promote_card_extras(dict(data))
         values["profiles"] = parse_profiles(values.get("profiles", {}))
         if "talkativeness" in values:
             values["talkativeness"] = _as_number("talkativeness", values["talkativeness"])
@@ -162,6 +191,31 @@ class CharacterSheet:
     def with_changes(self, **changes: Any) -> CharacterSheet:
         """A validated copy with some fields replaced."""
         return replace(self, **changes).validate()
+
+
+# Card keys that sheets stored before they modelled them kept in `card_extras`: such a sheet is
+# read with them in their own fields, where the prompts and the form find them.
+_PROMOTED = {
+    "system_prompt": "system_prompt",
+    "post_history_instructions": "post_history_instructions",
+    "alternate_greetings": "alternate_greetings",
+    "group_only_greetings": "group_greetings",
+    "character_book": "character_book",
+}
+
+
+def _promote_card_extras(values: dict[str, Any]) -> dict[str, Any]:
+    extras = values.get("card_extras")
+    if not isinstance(extras, Mapping) or not any(k in extras for k in _PROMOTED):
+        return values
+    extras = dict(extras)
+    for card_key, field_name in _PROMOTED.items():
+        if card_key in extras:
+            value = extras.pop(card_key)
+            if field_name not in values:
+                values[field_name] = value
+    values["card_extras"] = extras
+    return values
 
 
 def slugify(name: str) -> str:
@@ -238,6 +292,10 @@ def load_bundled(directory: str | Path | None = None) -> list[CharacterSheet]:
 def _check_text(name: str, value: Any, limit: int, *, required: bool = False) -> None:
     if not isinstance(value, str):
         raise CharacterError(f"{name}: must be text, not {type(value).__name__}")
+    try:
+        check_text(value, name)
+    except UnsafeJSON as exc:
+        raise CharacterError(str(exc)) from None
     if required and not value.strip():
         raise CharacterError(f"{name}: required")
     if len(value) > limit:
@@ -253,6 +311,14 @@ def _check_list(name: str, value: Any, max_items: int, max_len: int) -> None:
         _check_text(f"{name}[{i}]", item, max_len)
         if not item.strip():
             raise CharacterError(f"{name}[{i}]: empty")
+
+
+def _check_json(name: str, value: Any) -> None:
+    # Kept data is written back on export and stored as JSON: it must be plain, storable JSON.
+    try:
+        check(value, name)
+    except UnsafeJSON as exc:
+        raise CharacterError(str(exc)) from None
 
 
 def _as_number(name: str, value: Any) -> float:

@@ -92,7 +92,8 @@ class ComparisonForm(forms.Form):
             # Style adherence compares replies with the character's sample lines.
             raise ValidationError(
                 f"{character.name} has no sample lines, so style cannot be measured; "
-                "add some on the Characters page."
+                "add some on the Characters page (it offers any example lines the card "
+                "keeps in its description)."
             )
         return character
 

@@ -6,6 +6,9 @@
 - linear: the same two children run by code (responder, then rewriter), then a goal-alignment
   check over the character's last five lines; when it finds drift, the next turn's responder
   gets a steering hint. The scores are kept on the nodes.
+
+What a character's card adds to the prompts that speak as it (scenario, the card's own system
+prompt, post-history instructions, lorebooks, macros) is card_prompt.py's business.
 """
 
 from __future__ import annotations
@@ -13,9 +16,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
+from personaweb.characters.lorebook import Lorebook
+from personaweb.characters.macros import DEFAULT_USER
 from personaweb.llm.types import LLMProfile
+from personaweb.personas.card_prompt import (
+    CharacterLike,
+    InCharacterPersona,
+    SampleLineRewriter,
+    character_fields,
+)
+from personaweb.personas.card_prompt import responder_prompt as responder_prompt
+from personaweb.personas.card_prompt import single_prompt as single_prompt
 from personaweb.personas.delegating import INBOUND, CodePersona, DelegatingPersona, Move, Plan
 from personaweb.personas.persona import BasicPersona, ResponseDrivenPersona, apply_profiles
 from personaweb.personas.proposal import ProposedResponse
@@ -29,17 +42,6 @@ LINE_PROFILE = LLMProfile(max_tokens=120, stop=("\n\n",))
 room to spare, and a blank line ends a spoken line (small models ramble on in paragraphs)."""
 ALIGNMENT_WINDOW = 5
 DRIFT_THRESHOLD = 0.5
-
-
-class CharacterLike(Protocol):
-    """What the dialogue personas need of a character sheet."""
-
-    name: str
-    description: str
-    personality: str
-    mood: str
-    goals: list[str]
-    sample_lines: list[str]
 
 
 @dataclass
@@ -58,39 +60,32 @@ class SimpleCharacter:
     """What they want."""
     sample_lines: list[str] = field(default_factory=list)
     """Lines in their voice."""
+    scenario: str = ""
+    """The situation the chat starts in."""
+    system_prompt: str = ""
+    """The card's own system prompt (see card_prompt.py); `{{original}}` stands for ours."""
+    post_history_instructions: str = ""
+    """What the card says after the conversation (see card_prompt.py)."""
+    lorebooks: tuple[Lorebook, ...] = ()
+    """The card's lorebook and those attached to the character or the session."""
+    user: str = DEFAULT_USER
+    """Who the character talks to (what the card's `{{user}}` became)."""
 
 
-def character_from_mapping(data: Mapping[str, Any]) -> SimpleCharacter:
-    return SimpleCharacter(
-        name=str(data.get("name") or "Character"),
-        description=str(data.get("description") or ""),
-        personality=str(data.get("personality") or ""),
-        mood=str(data.get("mood") or ""),
-        goals=[str(g) for g in data.get("goals") or []],
-        sample_lines=[str(s) for s in data.get("sample_lines") or []],
-    )
+def character_from_mapping(
+    data: Mapping[str, Any],
+    *,
+    user: str = DEFAULT_USER,
+    group: Sequence[str] = (),
+    books: Sequence[tuple[str, Any]] = (),
+) -> SimpleCharacter:
+    """A character from a sheet's dict, its card's macros replaced for this chat (see
+    card_prompt.character_fields)."""
+    return SimpleCharacter(**character_fields(data, user=user, group=group, books=books))
 
 
 def _bullets(items: Sequence[str]) -> str:
     return "\n".join(f"- {item}" for item in items) or "- (none given)"
-
-
-def _who(character: CharacterLike) -> str:
-    return (
-        f"Who you are: {character.description}\n"
-        f"Personality: {character.personality}\n"
-        f"Your mood right now: {character.mood}\n"
-        f"What you want:\n{_bullets(character.goals)}\n"
-    )
-
-
-def responder_prompt(character: CharacterLike) -> str:
-    return (
-        f"You are {character.name}, speaking in a conversation. Stay in character at all "
-        f"times.\n{_who(character)}\n"
-        "Answer the latest message with one short spoken line (one to three sentences) that "
-        "fits your mood and serves your goals. Write only the words you say aloud."
-    )
 
 
 def rewriter_prompt(character: CharacterLike, *, max_samples: int = 25) -> str:
@@ -101,17 +96,6 @@ def rewriter_prompt(character: CharacterLike, *, max_samples: int = 25) -> str:
         "You will get one line. Rewrite it in that voice: same meaning, their vocabulary, "
         "rhythm, dialect and attitude. Keep it about as long as the original. Answer with the "
         "rewritten line only."
-    )
-
-
-def single_prompt(character: CharacterLike, *, max_samples: int = 25) -> str:
-    samples = character.sample_lines[:max_samples]
-    return (
-        f"You are {character.name}, speaking in a conversation. Stay in character at all "
-        f"times.\n{_who(character)}\n"
-        f"This is how you talk; match this voice closely:\n{_bullets(samples)}\n\n"
-        "Answer the latest message with one short spoken line (one to three sentences) in that "
-        "voice, fitting your mood and serving your goals. Write only the words you say aloud."
     )
 
 
@@ -141,9 +125,10 @@ def alignment_prompt(character: CharacterLike) -> str:
 def _responder(
     character: CharacterLike, profile: LLMProfile, can_pass: bool = False
 ) -> BasicPersona:
-    return BasicPersona(
+    return InCharacterPersona(
         "responder",
-        system_prompt=responder_prompt(character),
+        character=character,
+        samples=False,
         description=(
             f"Speaks as {character.name}, in character, with their mood, goals and the "
             "conversation so far. Send it the latest message to answer."
@@ -154,24 +139,25 @@ def _responder(
 
 
 def _rewriter(character: CharacterLike, profile: LLMProfile) -> BasicPersona:
-    return BasicPersona(
+    return SampleLineRewriter(
         "style_rewriter",
         system_prompt=rewriter_prompt(character),
+        character=character,
         description=(
             f"Rewrites one line in {character.name}'s own voice. Send it the line to rewrite; "
             "it remembers nothing."
         ),
         profile=profile,
-        stateless=True,
     )
 
 
 def single_strategy(
     character: CharacterLike, profile: LLMProfile, can_pass: bool = False
 ) -> ResponseDrivenPersona:
-    return BasicPersona(
+    return InCharacterPersona(
         "character",
-        system_prompt=single_prompt(character),
+        character=character,
+        samples=True,
         description=f"Speaks as {character.name} from one prompt.",
         profile=profile,
         display_name=character.name,

@@ -103,7 +103,8 @@ def _check_length(text: str, what: str) -> None:
 def allowed_actions(node: Node, has_children: bool) -> frozenset[str]:
     """What a person may do to a node. The views disable the rest and the engine refuses it."""
     allowed: set[str] = set()
-    if node.status in UNFINISHED:
+    if node.status in UNFINISHED or node.kind is NodeKind.GREETING:
+        # A greeting is the card's text, chosen when the session started: nothing to redo.
         return frozenset()
     if node.kind is NodeKind.ERROR or node.status in (NodeStatus.FAILED, NodeStatus.INTERRUPTED):
         # A guard rail (step or depth limit) fails the same way every time: no retry for it.
@@ -141,6 +142,7 @@ class Engine:
         """The path this engine works on, derived node by node (a cache: see the module doc).
         A caller may hand over the walk of an earlier engine on the same store."""
         self._checked_walk = False
+        self._last_written: Node | None = None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -203,7 +205,7 @@ class Engine:
         if nxt.kind is NextKind.REVIEW:
             if stop and self.config.stops_at(nxt.persona):
                 return None
-            leaf = state.path[-1].copy()
+            leaf = self._whole(state.path[-1])
             leaf.status = NodeStatus.APPROVED
             await self._update(leaf)
             return leaf
@@ -591,8 +593,20 @@ class Engine:
         if self.observer is not None:
             await self.observer.node_changed(node, state, False)
 
+    def _whole(self, light: Node) -> Node:
+        """The node with its call record: the one this engine last wrote, if it is that node
+        (a proposal about to be approved usually is), else the walk's copy, which has none
+        (a write of it keeps the stored record)."""
+        last = self._last_written
+        if last is not None and last.id == light.id:
+            whole = light.copy()
+            whole.call = last.call
+            return whole
+        return light.copy()
+
     def _follow(self, node: Node, *, created: bool) -> PathState | None:
         """Keep the walk in step with a write; returns its state when the node is its leaf."""
+        self._last_written = node
         walk = self.walk
         if walk is None or not walk.state.path:
             return None

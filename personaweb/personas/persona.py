@@ -232,6 +232,16 @@ def apply_profiles(
     return root
 
 
+@dataclass
+class Prompt:
+    """The messages of one call, and facts about how they were made."""
+
+    messages: list[ChatMessage]
+    """What to send (the call fits it to the context window)."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """Kept on the proposal's node for the inspector (e.g. which lorebook entries fired)."""
+
+
 def _cut(call: CallRecord) -> dict[str, Any]:
     """Node data for a reply the token limit cut off (shown in the tree and the transcript)."""
     return {"truncated": True} if call.finish_reason == "length" else {}
@@ -286,19 +296,27 @@ class BasicPersona(ResponseDrivenPersona):
             messages.extend(render_basic_event(event))
         return messages
 
+    async def prompt(self, ctx: ProposeContext, events: Sequence[Event]) -> Prompt:
+        """The next call's prompt and what to note about it. A persona whose prompt needs more
+        than the events (a character card's lorebook needs the model's context window)
+        overrides this; most use `build_messages` as it is."""
+        return Prompt(self.build_messages(events))
+
     async def propose(self, ctx: ProposeContext) -> ProposedResponse:
         if ctx.continuation is not None:
             return await self.continue_reply(ctx, ctx.continuation)
         events = ctx.current if self.stateless else ctx.history
-        call = await ctx.generate(self.build_messages(events), self.profile)
+        prompt = await self.prompt(ctx, events)
+        call = await ctx.generate(prompt.messages, self.profile)
         text = call.response_text.strip()
         if self.can_pass and (not text or is_pass(text)):
-            return ProposedResponse(ctx.persona, Action.PASS, "", call=call)
+            return ProposedResponse(ctx.persona, Action.PASS, "", call=call, data=prompt.data)
         if not text:
             raise ProposalFailed(
                 f"the model returned an empty reply (finish reason: {call.finish_reason})", call
             )
-        return ProposedResponse(ctx.persona, Action.REPLY, text, call=call, data=_cut(call))
+        data = {**prompt.data, **_cut(call)}
+        return ProposedResponse(ctx.persona, Action.REPLY, text, call=call, data=data)
 
     async def continue_reply(self, ctx: ProposeContext, cut: Node) -> ProposedResponse:
         """Ask for the rest of a reply the token limit cut off: the same prompt, the reply so

@@ -10,6 +10,14 @@ How a proposal on a path is read depends on the node that follows it:
   - a same-persona proposal after a rejected one -> the persona is told it was rejected;
   - anything else     -> the proposal was applied.
 
+A greeting node is a character's opening line, written when a session starts, before any
+message (card greetings: one per character, chained). Its persona is the character's top
+persona (the root, or `director/<slug>` in a group). It is a line of the conversation; that
+persona counts it as its own reply, and its parent (a group's director) as that persona's
+result; and every persona beneath it, when its first message arrives, finds it already there
+as its own first line. So the next reply follows it, whichever persona writes it (stateless
+personas see only their latest activation, never the greeting).
+
 The conversation (the transcript) is what the top persona says to the user, plus the replies
 of the `speakers` a hierarchy names: a group chat's director names its characters, whose
 replies to it are lines of the conversation too.
@@ -148,6 +156,8 @@ class PathState:
     """The top-level conversation."""
     steps_in_run: int = 0
     """Nodes since the current run's user message (inclusive)."""
+    greetings: dict[str, Node] = field(default_factory=dict)
+    """Per persona path: the greeting it opened the conversation with (see the rules)."""
     next: Next = field(default_factory=lambda: Next(NextKind.EMPTY))
     """What happens next."""
 
@@ -187,6 +197,7 @@ class _Mark:
     transcript: int
     events: dict[str, int]
     activations: dict[str, int | None]
+    greeting: tuple[str, Node | None]
 
 
 class PathWalk:
@@ -234,13 +245,16 @@ class PathWalk:
 
     def _settle(self) -> None:
         state, leaf = self.state, self.state.path[-1]
-        personas = {leaf.persona, *state.stack}
+        # What applying the leaf can touch: its own persona's events, its caller's (a result,
+        # a greeting's parent), and those of the personas on the stack.
+        personas = {leaf.persona, parent_path(leaf.persona), *state.stack}
         self._mark = _Mark(
             stack=list(state.stack),
             steps_in_run=state.steps_in_run,
             transcript=len(state.transcript),
             events={p: len(state.events[p]) for p in personas if p in state.events},
             activations={leaf.persona: state.activations.get(leaf.persona)},
+            greeting=(leaf.persona, state.greetings.get(leaf.persona)),
         )
         _apply(state, leaf, None, self.root, self.speakers)
         state.steps_in_run += 1
@@ -254,11 +268,17 @@ class PathWalk:
         state.stack = mark.stack
         state.steps_in_run = mark.steps_in_run
         del state.transcript[mark.transcript :]
+        touched = {state.path[-1].persona, parent_path(state.path[-1].persona), *mark.stack}
         for persona in list(state.events):
             if persona in mark.events:
                 del state.events[persona][mark.events[persona] :]
-            elif persona in {state.path[-1].persona, *mark.stack}:
+            elif persona in touched:
                 del state.events[persona]
+        persona, greeting = mark.greeting
+        if greeting is None:
+            state.greetings.pop(persona, None)
+        else:
+            state.greetings[persona] = greeting
         for persona, count in mark.activations.items():
             if count is None:
                 state.activations.pop(persona, None)
@@ -293,8 +313,14 @@ def _apply(
             state.transcript.append(TranscriptLine(USER, node.content, node.id))
         else:
             state.stack.append(persona)
+        if state.activations[persona] == 0:
+            _inherit_greeting(state, persona)
         state.activations[persona] += 1
         _event(state, persona, EventKind.INBOUND, node, sender=node.sender)
+        return
+
+    if node.kind is NodeKind.GREETING:
+        _greet(state, node)
         return
 
     if node.kind is NodeKind.FEEDBACK:
@@ -358,6 +384,37 @@ def _line(node: Node) -> TranscriptLine:
     )
 
 
+def _greet(state: PathState, node: Node) -> None:
+    """A greeting (see the rules): the persona's own reply, its parent's child result, a line
+    of the conversation."""
+    persona = node.persona
+    state.greetings[persona] = node
+    _event(state, persona, EventKind.OWN, node, action=Action.REPLY)
+    caller = parent_path(persona)
+    if caller:
+        state.events[caller].append(
+            Event(
+                kind=EventKind.CHILD_RESULT,
+                text=node.content,
+                node_id=node.id,
+                activation=state.activations[caller],
+                action=Action.REPLY,
+                target=persona.rpartition("/")[2],
+                created_at=node.created_at,
+                data=node.data,
+            )
+        )
+    state.transcript.append(TranscriptLine(persona, node.content, node.id))
+
+
+def _inherit_greeting(state: PathState, persona: str) -> None:
+    """Before a persona's first message: the greeting of the character above it, as its own
+    first line."""
+    for speaker, greeting in state.greetings.items():
+        if persona.startswith(speaker + "/"):
+            _event(state, persona, EventKind.OWN, greeting, action=Action.REPLY)
+
+
 def _next(state: PathState, leaf: Node, root: str) -> Next:
     top = state.stack[-1] if state.stack else ""
     if leaf.status in UNFINISHED:
@@ -370,6 +427,8 @@ def _next(state: PathState, leaf: Node, root: str) -> Next:
         return Next(NextKind.PROPOSE, top or leaf.persona, leaf.id)
     if leaf.kind is NodeKind.DECISION:
         return Next(NextKind.PROPOSE if top else NextKind.DONE, top or leaf.persona, leaf.id)
+    if leaf.kind is NodeKind.GREETING:
+        return Next(NextKind.DONE, root, leaf.id)
     # A proposal or an edit.
     if leaf.status in (NodeStatus.PROPOSED, NodeStatus.SUPERSEDED):
         return Next(NextKind.REVIEW, leaf.persona, leaf.id)

@@ -30,6 +30,8 @@ class NodeKind(StrEnum):
     """Free text from a person to the persona whose proposal it hangs under."""
     DECISION = "decision"
     """A group-chat decision (who speaks, and why), with its numbers."""
+    GREETING = "greeting"
+    """A character's opening line, written when the session starts (see state.py)."""
     ERROR = "error"
     """A failed step: the reason, and what was tried."""
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from personaweb.cast.sessions import SessionCards
 from personaweb.llm import build_chat_model, endpoint_from_env
 from personaweb.llm.types import ChatModel, LLMProfile
 from personaweb.personas import (
@@ -30,10 +31,10 @@ from personaweb.personas import (
     RunConfig,
     build_hierarchy,
 )
-from personaweb.personas.dialogue import character_from_mapping
 from personaweb.personas.group import (
     DIRECTOR,
     GROUP_MAX_STEPS,
+    RatingBook,
     group_hierarchy,
     group_settings_from_dict,
 )
@@ -99,9 +100,16 @@ class Kind(ABC):
 @dataclass(frozen=True)
 class DialogueKind(Kind):
     def build(self, session: ChatSession) -> ResponseDrivenPersona:
-        data = session.character.data if session.character is not None else {"name": "Character"}
-        root = build_hierarchy("dialogue", character=data, strategy=session.strategy or "nested")
-        apply_profiles(root, character_profiles(data))
+        row = session.character
+        # The character as this session meets it: card macros filled in, lorebooks read.
+        character: Any = SessionCards.of(session, [row]).character(row) if row is not None else None
+        root = build_hierarchy(
+            "dialogue",
+            character=character or {"name": "Character"},
+            strategy=session.strategy or "nested",
+        )
+        if row is not None:
+            apply_profiles(root, character_profiles(row.data))
         return apply_profiles(root, session_profiles(session))
 
 
@@ -117,16 +125,22 @@ class GroupKind(Kind):
         """The director over one dialogue hierarchy per member character (only the owner's
         characters, in the session's member order)."""
         members = group_members(session)
+        cards = SessionCards.of(session, members)
+        names = [c.name for c in members]
         root = group_hierarchy(
-            [(c.slug, character_from_mapping(c.data)) for c in members],
+            [(c.slug, cards.character(c, group=names)) for c in members],
             group_settings_from_dict(session.group_settings or {}),
             strategy=session.strategy or "nested",
             talkativeness={c.slug: float(c.data.get("talkativeness", 0.5)) for c in members},
+            ratings=_ratings.setdefault(session.pk, RatingBook()),
         )
         for character in members:
             apply_profiles(root.children[character.slug], character_profiles(character.data))
         return apply_profiles(root, session_profiles(session))
 
+
+_ratings: dict[int, RatingBook] = {}
+"""Background heat ratings per group session (this process's memory, for now)."""
 
 KINDS: dict[str, Kind] = {
     Hierarchy.DIALOGUE: DialogueKind(Hierarchy.DIALOGUE),

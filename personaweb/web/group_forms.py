@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 
+from personaweb.cast import sessions as card_sessions
 from personaweb.llm.types import LLMProfile
 from personaweb.personas.heat import HeatConfig, ReplyPolicy, TurnOrder
 from personaweb.web.ids import PkMultipleChoiceField
@@ -73,6 +74,7 @@ class GroupChatForm(forms.Form):
 
     def __init__(self, *args: Any, owner: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.owner = owner
         self.characters = list(Character.objects.filter(owner=owner))
         members = self.fields["members"]
         assert isinstance(members, forms.ModelMultipleChoiceField)
@@ -82,6 +84,7 @@ class GroupChatForm(forms.Form):
         """One row per character for the members table, with what was submitted (if any)."""
         chosen = {str(v) for v in self["members"].value() or []} if self.is_bound else set()
         out = []
+        user = str(self.card_context()["user_name"] or "")
         for i, character in enumerate(self.characters, 1):
             key = str(character.pk)
             out.append(
@@ -94,9 +97,17 @@ class GroupChatForm(forms.Form):
                     "temperature": (
                         self.data.get(f"temperature:{key}", "") if self.is_bound else ""
                     ),
+                    # Which card greeting it opens the chat with (cast/sessions.py).
+                    "greetings": card_sessions.greeting_options(
+                        character, self.data if self.is_bound else None, group=True, user=user
+                    ),
                 }
             )
         return out
+
+    def card_context(self) -> dict[str, Any]:
+        """The person's name and lorebooks for the form (cast/sessions.py)."""
+        return card_sessions.form_context(self.owner, self.data if self.is_bound else None)
 
     def clean_members(self) -> list[Character]:
         members = list(self.cleaned_data["members"])
@@ -127,6 +138,12 @@ class GroupChatForm(forms.Form):
                 overrides[character.slug] = value
         cleaned["overrides"] = overrides
         cleaned["voices"] = self._voices(cleaned.get("members") or [])
+        try:
+            cleaned["card_choices"] = card_sessions.read_choices(
+                self.data, self.owner, cleaned.get("members") or [], group=True
+            )
+        except ValueError as exc:
+            self.add_error(None, str(exc))
         return cleaned
 
     def _voices(self, members: list[Character]) -> dict[str, tuple[str, float | None]]:

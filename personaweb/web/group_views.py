@@ -12,15 +12,17 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from personaweb.cast import sessions as card_sessions
 from personaweb.personas import Engine, Node, NodeKind
 from personaweb.personas.state import NextKind
-from personaweb.web import runs
+from personaweb.web import building, runs
 from personaweb.web.group_forms import ORDER_CHOICES, POLICY_CHOICES, GroupChatForm
 from personaweb.web.models import ChatSession, Hierarchy, Mode
 from personaweb.web.panes import Panes, build_panes
@@ -42,16 +44,21 @@ def group_new(request: AuthedRequest) -> HttpResponse:
         return render(request, "web/group_new.html", {"form": form}, status=400)
     members = form.cleaned_data["members"]
     title = form.cleaned_data["title"].strip() or "Group: " + ", ".join(m.name for m in members)
-    session = ChatSession.objects.create(
-        owner=request.user,
-        title=title[:200],
-        hierarchy=Hierarchy.GROUP,
-        strategy=form.cleaned_data["strategy"],
-        mode=form.cleaned_data["mode"],
-        members=[m.pk for m in members],
-        group_settings=form.group_settings(),
-        profiles=form.profiles(),
-    )
+    with transaction.atomic():
+        session = ChatSession.objects.create(
+            owner=request.user,
+            title=title[:200],
+            hierarchy=Hierarchy.GROUP,
+            strategy=form.cleaned_data["strategy"],
+            mode=form.cleaned_data["mode"],
+            members=[m.pk for m in members],
+            group_settings=form.group_settings(),
+            profiles=form.profiles(),
+        )
+        # Each member's chosen greeting opens the chat; the person's name; lorebooks.
+        card_sessions.start(
+            session, form.cleaned_data["card_choices"], building.hierarchy_for(session)
+        )
     return redirect(session)
 
 
@@ -100,11 +107,12 @@ def create_replay(source: ChatSession, policy: str, order: str) -> ChatSession:
     )
 
 
-def replay_job(lines: list[UserLine]):
-    """The first message now; the rest in the run, each once the previous turn is done."""
+def replay_job(lines: list[UserLine], opened: str | None = None):
+    """The first message now (under the replay's greetings, `opened`, if it has any); the rest
+    in the run, each once the previous turn is done."""
 
     async def first(engine: Engine) -> Node:
-        return await engine.send(lines[0].text, None, lines[0].data or None)
+        return await engine.send(lines[0].text, opened, lines[0].data or None)
 
     async def job(engine: Engine, inbound: Node) -> Node:
         leaf = await engine.advance(inbound.id)
@@ -135,7 +143,9 @@ async def replay(request: AuthedRequest, pk: int) -> HttpResponse:
     if not lines:
         return refuse("nothing to replay: this branch has no messages of yours")
     target = await sync_to_async(create_replay)(source, policy, order)
-    first, job = replay_job(lines)
+    # The replay opens as the source did: the person's name, lorebooks, greetings.
+    opened = await sync_to_async(card_sessions.copy_opening)(source, target)
+    first, job = replay_job(lines, opened)
     await runs.start(target, "replay", job, first=first)
     url = reverse("group_versus", args=[source.pk, target.pk])
     if request.htmx:

@@ -12,6 +12,7 @@ import math
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
+from personaweb.cast import sessions as card_sessions
 from personaweb.characters.sheet import CharacterError, load_bundled
 from personaweb.llm.types import LLMProfile
 from personaweb.personas import (
@@ -191,21 +193,27 @@ def session_new(request: AuthedRequest) -> HttpResponse:
         return refuse("a dialogue session needs a character", 400)
     try:
         profiles = _profiles_from_form(request.POST, hierarchy, strategy)
+        # The card side of the form: the person's name, the greeting, session lorebooks.
+        cast = [character] if character is not None and hierarchy == Hierarchy.DIALOGUE else []
+        choices = card_sessions.read_choices(request.POST, request.user, cast, group=False)
     except ValueError as exc:
         return refuse(str(exc), 400)
     title = request.POST.get("title", "").strip()[:200]
     if not title:
         title = f"{character.name} · {hierarchy}" if character else f"{hierarchy} session"
-    session = ChatSession.objects.create(
-        owner=request.user,
-        title=title,
-        character=character if hierarchy == Hierarchy.DIALOGUE else None,
-        hierarchy=hierarchy,
-        strategy=strategy,
-        mode=mode,
-        guided=_flag(request.POST, "guided"),
-        profiles=profiles,
-    )
+    with transaction.atomic():
+        session = ChatSession.objects.create(
+            owner=request.user,
+            title=title,
+            character=character if hierarchy == Hierarchy.DIALOGUE else None,
+            hierarchy=hierarchy,
+            strategy=strategy,
+            mode=mode,
+            guided=_flag(request.POST, "guided"),
+            profiles=profiles,
+        )
+        if session.character is not None:
+            card_sessions.start(session, choices, building.hierarchy_for(session))
     return redirect(session)
 
 

@@ -26,6 +26,8 @@ def log_in(page: Page, server, username: str = "alice") -> None:
 
 def new_session(page: Page, mode: str) -> None:
     page.check(f"input[name=mode][value={mode}]")
+    # These tests start from an empty tree: no card greeting (tests/browser/test_cards.py).
+    page.select_option("select[name=greeting]", "none")
     page.click("form.stack button.primary")
     expect(page.locator("#steps")).to_be_visible()
     expect(page.locator("#runbar")).to_contain_text("waiting for your first message")

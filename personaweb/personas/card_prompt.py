@@ -1,0 +1,267 @@
+"""The prompt of a persona that speaks as a character, with what the character's card adds.
+
+Character Card V2 says where a card's fields go; these are the rules, applied here and nowhere
+else (for the single strategy's one persona and for the in-character responder of nested and
+linear, in a chat of one or in a group):
+
+1. **Macros.** Every card text reaches the prompt with its macros replaced (`{{char}}`,
+   `{{user}}`...; characters/macros.py): `character_fields` does it once, when a session's
+   character is read, so nothing downstream sees a raw `{{user}}`.
+2. **System prompt.** A card's `system_prompt` takes the place of PersonaWeb's own instructions
+   (who you are, stay in character, one short spoken line); `{{original}}` in it stands for
+   them. The character's definition (description, personality, mood, goals, scenario) and, in
+   the single prompt, the sample lines follow as always: in SillyTavern too a card's system
+   prompt replaces the main prompt, not the character.
+3. **Scenario** is part of the definition: "The situation: ...".
+4. **Lore.** Lorebook entries that the recent messages trigger (characters/lorebook.py) go
+   before or after the definition, within a lore budget: a quarter of the model's context
+   window (DEFAULT_LORE_BUDGET when the window is unknown), and each book's own token_budget.
+   The proposal's node says which entries fired and why (`data["lore"]`).
+5. **Post-history instructions** are the last message of the prompt, a system message after
+   the history. They belong to the latest turn, which fitting the prompt to the context window
+   always keeps (llm/budget.py). `{{original}}` in them is empty: PersonaWeb has no
+   post-history instructions of its own.
+6. The stateless **style rewriter** gets none of this: only the line to rewrite and the sample
+   lines. A character with no sample lines is flagged on each of its proposals
+   (`data["warning"]`): the rewriter had no voice to imitate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol
+
+from personaweb.characters.lorebook import Lorebook, LoreScan, Position, read_book, scan
+from personaweb.characters.macros import DEFAULT_USER, card_macros, fill_original
+from personaweb.llm.types import ChatMessage, LLMProfile
+from personaweb.personas.persona import BasicPersona, Prompt, ProposeContext, render_basic_event
+from personaweb.personas.state import Event
+
+DEFAULT_LORE_BUDGET = 1024
+"""Tokens lore may take when the model's context window is unknown."""
+LORE_SHARE = 4
+"""Lore takes at most 1/LORE_SHARE of the context window."""
+MAX_SAMPLES = 25
+"""Sample lines a prompt shows (the first ones)."""
+
+
+class CharacterLike(Protocol):
+    """What the dialogue personas need of a character (dialogue.SimpleCharacter has it all)."""
+
+    name: str
+    description: str
+    personality: str
+    mood: str
+    goals: list[str]
+    sample_lines: list[str]
+    scenario: str
+    system_prompt: str
+    post_history_instructions: str
+    lorebooks: tuple[Lorebook, ...]
+    user: str
+
+
+def character_fields(
+    data: Mapping[str, Any],
+    *,
+    user: str = DEFAULT_USER,
+    group: Sequence[str] = (),
+    books: Sequence[tuple[str, Any]] = (),
+) -> dict[str, Any]:
+    """A character's fields from a sheet's dict (CharacterSheet.to_dict), as one chat meets
+    them: macros replaced for the person `user` (and the group's `group` of names), the card's
+    own lorebook and the `books` attached to it or to the session ((name, stored book) pairs)
+    read and expanded. `{{original}}` stays for the prompt to fill (rule 2)."""
+    name = str(data.get("name") or "Character")
+    extras = data.get("card_extras")
+    extras = extras if isinstance(extras, Mapping) else {}
+    macros = card_macros(name, extras, user, group)
+
+    def text(key: str) -> str:
+        # Sheets stored before the card fields were modelled keep them among the extras.
+        value = data.get(key, extras.get(key))
+        return macros.expand(value) if isinstance(value, str) else ""
+
+    def lines(key: str) -> list[str]:
+        return [macros.expand(str(v)) for v in data.get(key) or []]
+
+    own = data.get("character_book", extras.get("character_book"))
+    stored = ([(f"{name}'s lorebook", own)] if isinstance(own, Mapping) else []) + list(books)
+    return {
+        "name": name,
+        "description": text("description"),
+        "personality": text("personality"),
+        "mood": text("mood"),
+        "goals": lines("goals"),
+        "sample_lines": lines("sample_lines"),
+        "scenario": text("scenario"),
+        "system_prompt": text("system_prompt"),
+        "post_history_instructions": text("post_history_instructions"),
+        "lorebooks": tuple(read_book(raw, title).expanded(macros) for title, raw in stored),
+        "user": macros.user,
+    }
+
+
+# --- the system prompt --------------------------------------------------------------------------
+
+
+def _bullets(items: Sequence[str]) -> str:
+    return "\n".join(f"- {item}" for item in items) or "- (none given)"
+
+
+def _intro(character: CharacterLike) -> str:
+    intro = f"You are {character.name}, speaking in a conversation. Stay in character at all times."
+    if character.user and character.user != DEFAULT_USER:
+        intro += f" You are talking with {character.user}."
+    return intro
+
+
+def _closing(samples: bool) -> str:
+    if samples:
+        return (
+            "Answer the latest message with one short spoken line (one to three sentences) in "
+            "that voice, fitting your mood and serving your goals. Write only the words you say "
+            "aloud."
+        )
+    return (
+        "Answer the latest message with one short spoken line (one to three sentences) that "
+        "fits your mood and serves your goals. Write only the words you say aloud."
+    )
+
+
+def own_instructions(character: CharacterLike, *, samples: bool) -> str:
+    """PersonaWeb's own instructions: what `{{original}}` in a card's system prompt stands for."""
+    return f"{_intro(character)} {_closing(samples)}"
+
+
+def character_prompt(
+    character: CharacterLike, *, samples: bool, lore: LoreScan | None = None
+) -> str:
+    """The system prompt of a persona speaking as `character` (rules 2 to 4); `samples` adds
+    the sample lines (the single strategy)."""
+    definition = (
+        f"Who you are: {character.description}\n"
+        f"Personality: {character.personality}\n"
+        f"Your mood right now: {character.mood}\n"
+        f"What you want:\n{_bullets(character.goals)}\n"
+    )
+    if character.scenario.strip():
+        definition += f"The situation: {character.scenario}\n"
+    before = "".join(f"{t}\n" for t in lore.texts(Position.BEFORE)) if lore else ""
+    after = "".join(f"{t}\n" for t in lore.texts(Position.AFTER)) if lore else ""
+    voice = ""
+    if samples:
+        lines = _bullets(character.sample_lines[:MAX_SAMPLES])
+        voice = f"\nThis is how you talk; match this voice closely:\n{lines}\n"
+    body = f"{before}{definition}{after}{voice}"
+    if character.system_prompt.strip():
+        own = own_instructions(character, samples=samples)
+        return f"{fill_original(character.system_prompt, own)}\n\n{body}".rstrip()
+    return f"{_intro(character)}\n{body}\n{_closing(samples)}"
+
+
+def responder_prompt(character: CharacterLike) -> str:
+    """The in-character responder's system prompt, before any lore."""
+    return character_prompt(character, samples=False)
+
+
+def single_prompt(character: CharacterLike) -> str:
+    """The single strategy's system prompt, before any lore."""
+    return character_prompt(character, samples=True)
+
+
+def lore_budget(window: int | None) -> int:
+    """Tokens the lore of one prompt may take (rule 4)."""
+    return window // LORE_SHARE if window else DEFAULT_LORE_BUDGET
+
+
+# --- the personas -------------------------------------------------------------------------------
+
+
+class InCharacterPersona(BasicPersona):
+    """A basic persona that speaks as a character: its prompt follows the card (the rules)."""
+
+    role_kind: ClassVar[str] = "basic"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        character: CharacterLike,
+        samples: bool,
+        description: str = "",
+        profile: LLMProfile | None = None,
+        can_pass: bool = False,
+        display_name: str = "",
+    ) -> None:
+        super().__init__(
+            name,
+            system_prompt=character_prompt(character, samples=samples),
+            description=description,
+            profile=profile,
+            can_pass=can_pass,
+            display_name=display_name,
+        )
+        self.character = character
+        self.samples = samples
+
+    def compose(self, events: Sequence[Event], window: int | None = None) -> Prompt:
+        """The prompt for these events, pure: the system prompt with the lore the recent
+        messages trigger, the history, the post-history instructions last."""
+        history = [m for event in events for m in render_basic_event(event)]
+        lore = scan(
+            self.character.lorebooks, [m.content for m in history], budget=lore_budget(window)
+        )
+        messages = [
+            ChatMessage(
+                "system", character_prompt(self.character, samples=self.samples, lore=lore)
+            ),
+            *history,
+        ]
+        after = fill_original(self.character.post_history_instructions, "").strip()
+        if after:
+            messages.append(ChatMessage("system", after))
+        note = lore.note()
+        return Prompt(messages, {"lore": note} if note else {})
+
+    def build_messages(self, events: Sequence[Event]) -> list[ChatMessage]:
+        return self.compose(events).messages
+
+    async def prompt(self, ctx: ProposeContext, events: Sequence[Event]) -> Prompt:
+        window = None
+        if self.character.lorebooks:
+            window = await ctx.model.context_window(self.profile)
+        return self.compose(events, window)
+
+
+class SampleLineRewriter(BasicPersona):
+    """The stateless style rewriter (rule 6): one line in, the line in the character's voice
+    out. Without sample lines it has nothing to imitate, and every proposal says so."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        system_prompt: str,
+        character: CharacterLike,
+        description: str = "",
+        profile: LLMProfile | None = None,
+    ) -> None:
+        super().__init__(
+            name,
+            system_prompt=system_prompt,
+            description=description,
+            profile=profile,
+            stateless=True,
+        )
+        self.warning = (
+            ""
+            if character.sample_lines
+            else f"{character.name} has no sample lines: the rewriter had no voice to imitate"
+        )
+
+    async def prompt(self, ctx: ProposeContext, events: Sequence[Event]) -> Prompt:
+        prompt = await super().prompt(ctx, events)
+        if self.warning:
+            prompt.data["warning"] = self.warning
+        return prompt
