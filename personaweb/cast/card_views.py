@@ -34,8 +34,8 @@ from personaweb.characters.cards import (
 )
 from personaweb.characters.png import is_png
 from personaweb.characters.sheet import CharacterError
+from personaweb.web.access import AuthedRequest
 from personaweb.web.models import Character
-from personaweb.web.views import AuthedRequest
 
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "png": "image/png"}
 

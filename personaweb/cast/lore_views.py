@@ -30,8 +30,8 @@ from personaweb.characters.cards import CardError, check_exportable, lines_elsew
 from personaweb.characters.lorebook import LorebookError, normalise_book, read_book
 from personaweb.characters.safejson import UnsafeJSON, loads
 from personaweb.characters.sheet import MAX_SAMPLE_LINES, CharacterError
+from personaweb.web.access import AuthedRequest
 from personaweb.web.models import Character
-from personaweb.web.views import AuthedRequest
 
 MAX_LOREBOOK_BYTES = 4 * 1024 * 1024
 """The largest lorebook file imported, and the largest a stored book may grow to by edits."""

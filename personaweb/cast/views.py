@@ -23,8 +23,8 @@ from personaweb.cast.models import Lorebook
 from personaweb.cast.sessions import default_user_name
 from personaweb.characters.cards import MAX_CARD_BYTES, CardError, check_exportable
 from personaweb.characters.sheet import CharacterError, CharacterSheet
+from personaweb.web.access import AuthedRequest, ensure_characters
 from personaweb.web.models import Character
-from personaweb.web.views import AuthedRequest, ensure_characters
 
 EXPORT_FORMATS = {
     # url part: (label, card version, container)

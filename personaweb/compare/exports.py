@@ -19,7 +19,7 @@ from personaweb.compare import metrics, results
 from personaweb.compare.models import Comparison, Vote
 from personaweb.compare.stats import Estimate
 from personaweb.compare.views import owned
-from personaweb.web.views import AuthedRequest
+from personaweb.web.access import AuthedRequest
 
 CSV_FIELDS = (
     "line_index",

@@ -23,9 +23,9 @@ from personaweb.compare.forms import ComparisonForm, contender_formset
 from personaweb.compare.models import Comparison, Vote
 from personaweb.compare.setup import create_comparison, specs_of
 from personaweb.web import recovery, runs
+from personaweb.web.access import AuthedRequest, ensure_characters, refuse
 from personaweb.web.ids import parse_index, parse_pk
 from personaweb.web.models import ChatSession
-from personaweb.web.views import AuthedRequest, ensure_characters, refuse
 
 TEMPLATE = "compare/detail.html"
 

@@ -23,11 +23,11 @@ from personaweb.cast import sessions as card_sessions
 from personaweb.personas import Engine, Node, NodeKind
 from personaweb.personas.state import NextKind
 from personaweb.web import building, runs
+from personaweb.web.access import AuthedRequest, aowned_session, ensure_characters, refuse
 from personaweb.web.group_forms import ORDER_CHOICES, POLICY_CHOICES, GroupChatForm
 from personaweb.web.models import ChatSession, Hierarchy, Mode
 from personaweb.web.panes import Panes, build_panes
 from personaweb.web.store import load_tree, path_rows, to_node
-from personaweb.web.views import AuthedRequest, aowned_session, ensure_characters, refuse
 
 # --- a new group chat ---------------------------------------------------------------------------
 

@@ -34,10 +34,10 @@ from personaweb.cast import store as cast_store
 from personaweb.cast.uploads import CappedUploadHandler, too_big_request
 from personaweb.characters.sheet import CharacterError, CharacterSheet
 from personaweb.personas.tree import Node
+from personaweb.web.access import AuthedRequest, ensure_characters
 from personaweb.web.models import Character, ChatSession, Hierarchy, NodeRow
 from personaweb.web.session_format import SessionFile, SessionFileError, read_session_file
 from personaweb.web.store import OrmStore
-from personaweb.web.views import AuthedRequest, ensure_characters
 
 SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 """Ids kept as they are: they fit NodeRow.id and go into URLs (/n/<id>/...) unescaped."""

@@ -7,57 +7,39 @@ Views that start runs are async, so the run's task lives on the server's event l
 
 from __future__ import annotations
 
-import math
-
-from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
 
 from personaweb.cast import sessions as card_sessions
-from personaweb.characters.sheet import CharacterError, load_bundled
 from personaweb.llm.types import LLMProfile
 from personaweb.personas import (
-    Action,
-    ActionRefused,
-    Engine,
-    Node,
     build_hierarchy,
     export_tree,
 )
-from personaweb.personas.engine import MAX_INPUT_CHARS, allowed_actions
-from personaweb.web import building, fragments, groups, recovery, runs
+from personaweb.web import actions, building, fragments, groups, recovery, runs
+from personaweb.web.access import (
+    AuthedRequest,
+    aowned_session,
+    ensure_characters,
+    owned_session,
+    refuse,
+)
 from personaweb.web.ids import parse_pk
 from personaweb.web.models import (
-    Annotation,
     Character,
     ChatSession,
     Hierarchy,
     Mode,
-    NodeRow,
     Strategy,
 )
 from personaweb.web.panes import TREE_WINDOW
 from personaweb.web.session_format import export_meta
-from personaweb.web.store import OrmStore, load_node, load_tree
-
-
-class AuthedRequest(HttpRequest):
-    """What the login_required views get: a real user, and django-htmx's details."""
-
-    user: User
-    htmx: HtmxDetails
-
-
-ACTIONS = ("approve", "approve_turn", "reject", "feedback", "edit", "branch", "retry", "continue")
-"""What a person can do to a node (URL /n/<id>/<action>/). approve_turn approves the node and
-the rest of its turn; the engine's allowed_actions decides which apply to which node."""
+from personaweb.web.store import OrmStore, load_tree
 
 
 def _flag(post, name: str, default: bool = True) -> bool:
@@ -66,39 +48,7 @@ def _flag(post, name: str, default: bool = True) -> bool:
     return default if not values else values[-1] in ("on", "1", "true", "yes")
 
 
-def refuse(message: str, status: int = 409) -> HttpResponse:
-    """A refusal the page shows as a message (plain text, never HTML)."""
-    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
-
-
-def owned_session(request: AuthedRequest, pk: int) -> ChatSession:
-    return get_object_or_404(
-        ChatSession.objects.select_related("character"), pk=pk, owner=request.user
-    )
-
-
-async def aowned_session(request: AuthedRequest, pk: int) -> ChatSession:
-    user = await request.auser()  # login_required has made sure it is a real user
-    try:
-        return await ChatSession.objects.select_related("character").aget(pk=pk, owner_id=user.pk)
-    except ChatSession.DoesNotExist:
-        raise Http404("no such session") from None
-
-
 # --- home and new sessions --------------------------------------------------------------------
-
-
-def ensure_characters(user) -> None:
-    """Give a person the bundled characters the first time they need one."""
-    if Character.objects.filter(owner=user).exists():
-        return
-    try:
-        sheets = load_bundled()
-    except CharacterError:
-        sheets = []
-    Character.objects.bulk_create(
-        [Character(owner=user, name=s.name, slug=s.slug, data=s.to_dict()) for s in sheets]
-    )
 
 
 def persona_infos(hierarchy: str, strategy: str = "nested"):
@@ -298,21 +248,17 @@ def select(request: AuthedRequest, pk: int, node_id: str) -> HttpResponse:
 @login_required
 def annotate(request: AuthedRequest, pk: int, node_id: str) -> HttpResponse:
     session = owned_session(request, pk)
-    node = get_object_or_404(NodeRow, session=session, pk=node_id)
-    text = request.POST.get("text", "").strip()
-    label = request.POST.get("label", "").strip()[:60]
-    raw_score = request.POST.get("score", "").strip()
     try:
-        score = float(raw_score) if raw_score else None
-    except ValueError:
-        return refuse("the score must be a number", 400)
-    if score is not None and not math.isfinite(score):
-        return refuse("the score must be a finite number", 400)
-    if len(text) > MAX_INPUT_CHARS:
-        return refuse(f"the note is too long (at most {MAX_INPUT_CHARS:,} characters)", 400)
-    if not (text or label or score is not None):
-        return refuse("an annotation needs a note, a label or a score", 400)
-    Annotation.objects.create(node=node, author=request.user, text=text, label=label, score=score)
+        actions.annotate(
+            session,
+            node_id,
+            request.user,
+            text=request.POST.get("text", ""),
+            label=request.POST.get("label", ""),
+            score=request.POST.get("score", "").strip(),
+        )
+    except actions.Refused as exc:
+        return refuse(exc.message, exc.status)
     return HttpResponse(fragments.inspector_html(session, node_id))
 
 
@@ -320,15 +266,15 @@ def annotate(request: AuthedRequest, pk: int, node_id: str) -> HttpResponse:
 @login_required
 def set_mode(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
-    mode = request.POST.get("mode", session.mode)
-    if mode not in Mode.values:
-        return refuse(f"unknown mode {mode!r}", 400)
-    known = {info.path for _, info in building.hierarchy_for(session).describe().walk()}
-    breakpoints = [p for p in request.POST.getlist("breakpoints") if p in known]
-    session.mode = mode
-    session.breakpoints = breakpoints
-    session.guided = _flag(request.POST, "guided", session.guided)
-    session.save(update_fields=["mode", "breakpoints", "guided", "updated_at"])
+    try:
+        actions.set_mode(
+            session,
+            request.POST.get("mode", session.mode),
+            request.POST.getlist("breakpoints"),
+            _flag(request.POST, "guided", session.guided),
+        )
+    except actions.Refused as exc:
+        return refuse(exc.message, exc.status)
     ctx = fragments.panes_context(session)
     return HttpResponse(fragments.render("runbar", ctx))
 
@@ -357,127 +303,54 @@ def delete(request: AuthedRequest, pk: int) -> HttpResponse:
     return redirect("home")
 
 
-# --- actions that start runs (async: the run belongs to the server's event loop) -------------
+# --- actions (async: a run belongs to the server's event loop) --------------------------------
 
 
-async def _leaf_for_send(session: ChatSession) -> str | None:
-    tree = await sync_to_async(load_tree)(session)
-    return tree.active_leaf(session.active_node) or None
+def _acted(run: object) -> HttpResponse:
+    return HttpResponse(status=204, headers={"HX-Trigger": "pw:acted"})
 
 
 @require_POST
 @login_required
 async def send(request: AuthedRequest, pk: int) -> HttpResponse:
     session = await aowned_session(request, pk)
-    text = request.POST.get("text", "").strip()
-    if not text:
-        return refuse("the message is empty", 400)
     try:
-        # A group chat in manual order: the user picks who speaks next.
-        data = await sync_to_async(groups.speaker_data)(session, request.POST.get("speaker", ""))
-    except ValueError as exc:
-        return refuse(str(exc), 400)
-    parent = await _leaf_for_send(session)
-
-    async def first(engine: Engine) -> Node:
-        return await engine.send(text, parent, data)
-
-    async def job(engine: Engine, inbound: Node) -> Node:
-        return await engine.advance(inbound.id)
-
-    return await _start(session, "send", first, job)
+        run = await actions.send(
+            session, request.POST.get("text", ""), speaker=request.POST.get("speaker", "")
+        )
+    except actions.Refused as exc:
+        return refuse(exc.message, exc.status)
+    return _acted(run)
 
 
 @require_POST
 @login_required
 async def node_action(request: AuthedRequest, pk: int, node_id: str, action: str) -> HttpResponse:
     session = await aowned_session(request, pk)
-    if action not in ACTIONS:
+    if action not in actions.NODE_ACTIONS:
         raise Http404("no such action")
-    loaded = await sync_to_async(load_node)(session.pk, node_id)
-    if loaded is None:
-        raise Http404("no such node")
-    node, has_children = loaded
-    # The same rule the engine applies: a forced post of a disabled button stops here.
-    needs = "approve" if action == "approve_turn" else action
-    if needs not in allowed_actions(node, has_children):
-        detail = " and already has replies" if has_children else ""
-        return refuse(
-            f"cannot {action} this {node.kind.value} node: it is {node.status.value}{detail}"
-        )
-    text = request.POST.get("text", "").strip()
-    content = request.POST.get("content", "")
-    if action == "feedback" and not text:
-        return refuse("feedback is empty", 400)
-    if action == "edit" and not content.strip() and node.action != "pass":
-        return refuse("the edited content is empty", 400)
-    # An edit may also re-route a delegating persona's proposal: "delegate:<child>" or "reply".
-    route: tuple[Action | None, str | None] = (None, None)
-    chosen = request.POST.get("route", "")
-    if chosen == "reply":
-        route = (Action.REPLY, None)
-    elif chosen.startswith("delegate:"):
-        route = (Action.DELEGATE, chosen.partition(":")[2])
-    elif chosen:
-        return refuse(f"unknown route {chosen!r}", 400)
-
-    async def advance(engine: Engine, leaf: Node) -> Node:
-        return await engine.advance(leaf.id)
-
-    if len(text) > MAX_INPUT_CHARS or len(content) > MAX_INPUT_CHARS:
-        return refuse(f"the text is too long (at most {MAX_INPUT_CHARS:,} characters)", 400)
-
-    async def rest_of_turn(engine: Engine, approved: Node) -> Node:
-        return await engine.advance(approved.id, stop=False)
-
-    if action == "approve_turn":
-        return await _start(session, action, lambda e: e.approve(node_id), rest_of_turn)
-
-    firsts = {
-        "approve": lambda e: e.approve(node_id),
-        "reject": lambda e: e.reject(node_id),
-        "feedback": lambda e: e.feedback(node_id, text),
-        "edit": lambda e: e.edit(node_id, content, *route),
-    }
-    if action in firsts:
-        return await _start(session, action, firsts[action], advance)
-
-    # branch, retry and continue call the model at once, so that happens in the run; what
-    # would refuse them is checked first, so the refusal reaches this response, not a flash.
-    async def check(engine: Engine) -> None:
-        if action == "branch":
-            await engine.check_branch(node_id, text or None)
-        elif action == "continue":
-            await engine.check_continue(node_id)
-        else:
-            await engine.check_retry(node_id)
-
-    async def replay(engine: Engine, _none: None) -> Node:
-        if action == "branch":
-            new = await engine.branch(node_id, text or None)
-        elif action == "continue":
-            new = await engine.continue_reply(node_id)
-        else:
-            new = await engine.retry(node_id)
-        return await engine.advance(new.id)
-
-    return await _start(session, action, check, replay)
-
-
-async def _start(session: ChatSession, trigger: str, first, job) -> HttpResponse:
     try:
-        await runs.start(session, trigger, job, first=first)
-    except runs.RunBusy as exc:
-        return refuse(str(exc))
-    except ActionRefused as exc:
-        return refuse(str(exc))
-    return HttpResponse(status=204, headers={"HX-Trigger": "pw:acted"})
+        run = await actions.act(
+            session,
+            node_id,
+            action,
+            text=request.POST.get("text", ""),
+            content=request.POST.get("content", ""),
+            route=request.POST.get("route", ""),
+        )
+    except actions.Refused as exc:
+        if exc.status == 404:
+            raise Http404(exc.message) from None
+        return refuse(exc.message, exc.status)
+    return _acted(run)
 
 
 @require_POST
 @login_required
 async def stop(request: AuthedRequest, pk: int) -> HttpResponse:
     session = await aowned_session(request, pk)
-    if not await runs.stop(session.pk):
-        return refuse("no run in progress")
+    try:
+        await actions.stop(session)
+    except actions.Refused as exc:
+        return refuse(exc.message, exc.status)
     return HttpResponse(status=204)
