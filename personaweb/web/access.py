@@ -29,14 +29,16 @@ def refuse(message: str, status: int = 409) -> HttpResponse:
 
 def owned_session(request: AuthedRequest, pk: int) -> ChatSession:
     return get_object_or_404(
-        ChatSession.objects.select_related("character"), pk=pk, owner=request.user
+        ChatSession.objects.select_related("character", "owner"), pk=pk, owner=request.user
     )
 
 
 async def aowned_session(request: AuthedRequest, pk: int) -> ChatSession:
     user = await request.auser()  # login_required has made sure it is a real user
     try:
-        return await ChatSession.objects.select_related("character").aget(pk=pk, owner_id=user.pk)
+        return await ChatSession.objects.select_related("character", "owner").aget(
+            pk=pk, owner_id=user.pk
+        )
     except ChatSession.DoesNotExist:
         raise Http404("no such session") from None
 

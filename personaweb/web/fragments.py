@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from personaweb.personas import Node
+from personaweb.personas import Node, ResponseDrivenPersona
 from personaweb.web import runs
 from personaweb.web.building import hierarchy_for
 from personaweb.web.models import Annotation, ChatSession, Mode
@@ -54,22 +54,27 @@ def group_parts(ctx: dict) -> str:
     return "".join(render_to_string(f"{GROUP_PANES}#{part}", ctx) for part in GROUP_PARTS)
 
 
-def inspector_context(session: ChatSession, node_id: str) -> Inspector | None:
+def inspector_context(
+    session: ChatSession, node_id: str, root: ResponseDrivenPersona | None = None
+) -> Inspector | None:
+    """The inspector of one node; `root`: the session's hierarchy if the caller has it."""
     loaded = load_node(session.pk, node_id)
     if loaded is None:
         return None
     node, has_children = loaded
     notes = list(Annotation.objects.filter(node_id=node_id).select_related("author"))
-    return inspector(node, has_children, notes, edit_targets(session, node))
+    return inspector(node, has_children, notes, edit_targets(session, node, root))
 
 
-def edit_targets(session: ChatSession, node: Node) -> tuple[str, ...]:
+def edit_targets(
+    session: ChatSession, node: Node, root: ResponseDrivenPersona | None = None
+) -> tuple[str, ...]:
     """The children a delegating persona's proposal could be sent to instead (for the edit
     form); nothing for personas without children."""
     if not node.is_proposal:
         return ()
     try:
-        persona = hierarchy_for(session).find(node.persona)
+        persona = (root or hierarchy_for(session)).find(node.persona)
     except (KeyError, ValueError):
         return ()
     return tuple(persona.children)

@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from personaweb.personas import Node, NodeKind, NodeStatus, PersonaInfo, derive
+from personaweb.personas import (
+    Node,
+    NodeKind,
+    NodeStatus,
+    PersonaInfo,
+    ResponseDrivenPersona,
+    derive,
+)
 from personaweb.personas.engine import allowed_actions
 from personaweb.personas.state import USER, Next, NextKind, PathState, TranscriptLine
 from personaweb.web.building import hierarchy_for, kind_of
@@ -261,6 +268,9 @@ class Panes(Side):
     """Everything the four panes of one session's page need."""
 
     tree: Tree | None = None
+    hierarchy: ResponseDrivenPersona | None = None
+    """The session's persona tree, built once for the page (the inspector's edit form reads
+    a delegating persona's children from it)."""
     path: list[Node] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     hidden: int = 0
@@ -313,6 +323,7 @@ def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = T
     return Panes(
         **{f: getattr(side, f) for f in Side.__dataclass_fields__},
         tree=tree,
+        hierarchy=persona_root,
         path=path,
         rows=rows,
         hidden=hidden,

@@ -188,7 +188,9 @@ def session_page(request: AuthedRequest, pk: int) -> HttpResponse:
     if not selected and ctx["p"].waiting:
         # Review mode: open the proposal that waits for this person.
         selected = ctx["selected"] = ctx["p"].waiting
-    ctx["ins"] = fragments.inspector_context(session, selected) if selected else None
+    ctx["ins"] = (
+        fragments.inspector_context(session, selected, ctx["p"].hierarchy) if selected else None
+    )
     if session.hierarchy == Hierarchy.GROUP:
         ctx.update(groups.page_context(session))
     return render(request, "web/session.html", ctx)
