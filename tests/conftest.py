@@ -3,64 +3,16 @@ sessions, and a scripted OpenAI-compatible server standing in for the LLM."""
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from personaweb.llm.scripted_server import ScriptedOpenAIServer
+from tests.scripted_replies import dialogue_responder, group_responder
 
 PASSWORD = "a-long-test-password-42"
-
-
-def _last(messages: list[dict[str, str]], prefixes: tuple[str, ...]) -> dict[str, str] | None:
-    for m in reversed(messages):
-        if m["role"] == "user" and m["content"].startswith(prefixes):
-            return m
-    return None
-
-
-def dialogue_responder(body: dict[str, Any]) -> str:
-    """Plays the dialogue hierarchy's three personas, routed by their system prompts.
-
-    The orchestrator follows its instructions (responder, then rewriter, then reply); the
-    responder answers in character and gives a different line after feedback or a rejection;
-    the rewriter marks the line as rewritten. Every text is deterministic, so tests can look
-    for it in the page.
-    """
-    messages = body["messages"]
-    system = messages[0]["content"]
-    last = messages[-1]["content"]
-    if system.startswith("You produce"):
-        step = _last(messages, ("Message from", "Reply from"))
-        text = step["content"] if step else ""
-        if text.startswith("Message from"):
-            said = text.partition(": ")[2]
-            decision = {"action": "delegate", "to": "responder", "message": said}
-        elif text.startswith("Reply from responder"):
-            line = text.partition(": ")[2]
-            decision = {"action": "delegate", "to": "style_rewriter", "message": line}
-        else:
-            line = text.partition(": ")[2]
-            decision = {"action": "reply", "to": "caller", "message": line}
-        return json.dumps(decision)
-    if "Stay in character" in system:
-        takes = sum(1 for m in messages if m["role"] == "assistant")
-        if last.startswith("Reviewer feedback"):
-            note = last.partition(": ")[2]
-            return f"Take {takes + 1}, as you asked ({note}): who asks?"
-        if last.startswith("A reviewer rejected"):
-            return f"Take {takes + 1}: I will not say that again."
-        heard = re.sub(r"\s+", " ", last)[:60]
-        return f"Line {takes + 1}: you said '{heard}', and I heed it not."
-    if system.startswith("You rewrite"):
-        return f"[styled] {last}"
-    if system.startswith("You judge whether"):
-        # The linear strategy's goal-alignment check of the last lines.
-        return json.dumps({"score": 0.8, "drifting": False, "hint": ""})
-    return "ok"
 
 
 @pytest.fixture(scope="session")
@@ -68,15 +20,23 @@ def scripted_dialogue() -> Callable[[dict[str, Any]], str]:
     return dialogue_responder
 
 
-@pytest.fixture
-def llm_server(monkeypatch) -> Iterator[ScriptedOpenAIServer]:
-    """The scripted LLM, and the environment pointing the app at it."""
-    with ScriptedOpenAIServer(dialect="openai", responder=dialogue_responder) as server:
+@contextmanager
+def scripted_llm(monkeypatch, responder) -> Iterator[ScriptedOpenAIServer]:
+    """A scripted LLM playing `responder`, with the environment pointing the app at it. A
+    mistake in the script itself fails the test when it ends."""
+    with ScriptedOpenAIServer(dialect="openai", responder=responder) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("PERSONAWEB_MODEL", "scripted-model")
         yield server
         server.assert_no_script_errors()
+
+
+@pytest.fixture
+def llm_server(monkeypatch) -> Iterator[ScriptedOpenAIServer]:
+    """The scripted LLM playing the dialogue hierarchy."""
+    with scripted_llm(monkeypatch, dialogue_responder) as server:
+        yield server
 
 
 @pytest.fixture
@@ -120,65 +80,11 @@ def make_session() -> Callable[..., Any]:
     return make
 
 
-_NAMED = (
-    re.compile(r"^You are (?P<name>.+?), speaking in a conversation"),
-    re.compile(r"^You are the judgement of (?P<name>.+?), a character"),
-    re.compile(r"^You track the mood of (?P<name>.+?), a character"),
-)
-
-
-def _character(system: str) -> str:
-    for pattern in _NAMED:
-        found = pattern.match(system)
-        if found:
-            return found["name"]
-    return ""
-
-
-def group_responder(body: dict[str, Any]) -> str:
-    """Plays every persona of a group chat, routed by system prompt, deterministically.
-
-    A character whose first name is in the latest message wants to answer (pre-pass yes with
-    confidence 0.9, no pass); anyone else is lukewarm (pre-pass no at 0.3, passes when it may).
-    Single-strategy characters and nested responders say a line that names themselves and
-    nobody else, so heat alone (not mentions) decides what follows. The nested orchestrator
-    and rewriter are played by `dialogue_responder`.
-    """
-    messages = body["messages"]
-    system = messages[0]["content"]
-    last = messages[-1]["content"]
-    name = _character(system)
-    first = name.split()[0] if name else ""
-    addressed = bool(first) and re.search(rf"\b{re.escape(first)}\b", last) is not None
-    if system.startswith("You are the judgement of"):
-        # The pre-pass sees the recent history; only who the latest message names decides.
-        named = re.search(r"^Named in it: (.*)$", last, re.MULTILINE)
-        addressed = bool(named) and name in named[1]
-        verdict = {
-            "should_respond": addressed,
-            "reason": "named in the message" if addressed else "not my conversation",
-            "confidence": 0.9 if addressed else 0.3,
-        }
-        return json.dumps(verdict)
-    if system.startswith("You track the mood of"):
-        return json.dumps({"interest": 0.4, "boredom": 0.3, "wait_seconds": 0})
-    if system.startswith("You are ") and "speaking in a conversation" in system:
-        if "[pass]" in last and not addressed:
-            return "[pass]"
-        takes = sum(1 for m in messages if m["role"] == "assistant")
-        return f"{name} here, line {takes + 1}."
-    return dialogue_responder(body)
-
-
 @pytest.fixture
 def group_llm(monkeypatch) -> Iterator[ScriptedOpenAIServer]:
-    """The scripted LLM playing a group chat, and the environment pointing the app at it."""
-    with ScriptedOpenAIServer(dialect="openai", responder=group_responder) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        monkeypatch.setenv("PERSONAWEB_MODEL", "scripted-model")
+    """The scripted LLM playing a group chat."""
+    with scripted_llm(monkeypatch, group_responder) as server:
         yield server
-        server.assert_no_script_errors()
 
 
 @pytest.fixture

@@ -476,7 +476,7 @@ class Engine:
             failed = await self._fail(parent_id, persona_path, exc.reason, retryable=exc.retryable)
             if exc.call is not None:
                 failed.call = exc.call
-                await self._update(failed)
+                await self._update(failed, with_call=True)
             return failed
         if deliberations:
             for item in deliberations:
@@ -527,7 +527,7 @@ class Engine:
             node.content = exc.reason
             node.call = exc.call
             node.data = {**_settled(node.data), "retryable": exc.retryable}
-            await self._update(node)
+            await self._update(node, with_call=True)
             return node
         node.status = NodeStatus.PROPOSED
         node.action = proposal.action
@@ -535,7 +535,7 @@ class Engine:
         node.content = proposal.content
         node.call = proposal.call
         node.data = {**_settled(node.data), **proposal.data}
-        await self._update(node)
+        await self._update(node, with_call=True)
         return node
 
     def _context(
@@ -587,8 +587,15 @@ class Engine:
             await self.observer.node_changed(added, state, True)
         return added
 
-    async def _update(self, node: Node) -> None:
-        await self.store.update(node)
+    async def _update(self, node: Node, *, with_call: bool = False) -> None:
+        """Persist a change. The call record is written only `with_call` (when it was just
+        made): a status change must not rewrite a prompt that can be as long as the session."""
+        if with_call or node.call is None:
+            await self.store.update(node)
+        else:
+            light = node.copy()
+            light.call = None
+            await self.store.update(light)
         state = self._follow(node, created=False)
         if self.observer is not None:
             await self.observer.node_changed(node, state, False)

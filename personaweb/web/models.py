@@ -111,11 +111,6 @@ class ChatSession(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("session", args=[self.pk])
 
-    @property
-    def group_name(self) -> str:
-        """The channel-layer group every browser on this session listens to."""
-        return f"session-{self.pk}"
-
 
 class NodeRow(models.Model):
     """One step of a session's tree (core: personas.tree.Node)."""
@@ -142,23 +137,18 @@ class NodeRow(models.Model):
         db_table = "web_node"
         verbose_name = "node"
         ordering = ["session", "seq"]
+        constraints = [
+            # Creation order within a session: the store numbers nodes, and two writers that
+            # ever raced would be refused here rather than share a number.
+            models.UniqueConstraint(fields=["session", "seq"], name="node_session_seq_unique")
+        ]
         indexes = [
-            models.Index(fields=["session", "seq"], name="node_session_seq"),
             models.Index(fields=["session", "parent"], name="node_session_parent"),
             models.Index(fields=["session", "status"], name="node_session_status"),
         ]
 
     def __str__(self) -> str:
         return f"{self.persona} {self.kind} #{self.seq}"
-
-    @property
-    def depth(self) -> int:
-        """Delegation depth: 0 for the top persona."""
-        return self.persona.count("/")
-
-    @property
-    def short_persona(self) -> str:
-        return self.persona.rpartition("/")[2]
 
 
 class Annotation(models.Model):

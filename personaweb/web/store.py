@@ -7,9 +7,10 @@ sessions (the debugger page) go through `load_tree`, one query whatever the size
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -55,8 +56,9 @@ def to_node(row: NodeRow, *, with_call: bool = True) -> Node:
     )
 
 
-def to_row(node: Node, session_id: int) -> NodeRow:
-    """An unsaved row holding the node's values."""
+def to_row(node: Node, session_id: int, *, with_call: bool = True) -> NodeRow:
+    """An unsaved row holding the node's values (without its call record unless `with_call`:
+    turning a long prompt into JSON is not free)."""
     return NodeRow(
         id=node.id,
         session_id=session_id,
@@ -68,11 +70,43 @@ def to_row(node: Node, session_id: int) -> NodeRow:
         action=node.action.value if node.action else "",
         target=node.target or "",
         sender=node.sender,
-        call=node.call.to_dict() if node.call else None,
+        call=node.call.to_dict() if node.call and with_call else None,
         data=node.data,
         seq=node.seq,
         created_at=node.created_at,
     )
+
+
+_TABLE = NodeRow._meta.db_table
+_FIELDS: dict[str, Any] = {f.name: f for f in NodeRow._meta.concrete_fields}
+
+
+def _column(name: str) -> str:
+    return connection.ops.quote_name(str(_FIELDS[name].column))
+
+
+def _prepared(row: NodeRow, name: str) -> Any:
+    field = _FIELDS[name]
+    return field.get_db_prep_save(getattr(row, field.attname), connection)
+
+
+def _prepared_now() -> Any:
+    return _FIELDS["updated_at"].get_db_prep_save(timezone.now(), connection)
+
+
+def _insert(row: NodeRow) -> None:
+    """One INSERT of every column (updated_at: now)."""
+    row.updated_at = timezone.now()
+    fields = list(_FIELDS.values())
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {_TABLE} ({columns}) VALUES ({marks})", values)
+
+
+def _exists(session_id: int, node_id: str) -> bool:
+    return NodeRow.objects.filter(session_id=session_id, id=node_id).exists()
 
 
 # Everything but identity, place in the tree and creation order may change (a failed proposal
@@ -217,41 +251,57 @@ def path_rows(
 
 
 class OrmStore:
-    """The core's Store protocol over the rows of one session."""
+    """The core's Store protocol over the rows of one session.
+
+    Writes are the engine's hot path (a step writes two to four of them), so add and update
+    are single statements through Django's connection (one SQL text for SQLite and
+    PostgreSQL; values prepared by the model's own fields), not ORM saves, which cost several
+    times as much. Creation order (`seq`) is counted here: read once, then incremented, as
+    only one run writes a session at a time; the unique constraint on (session, seq) refuses a
+    race that should never happen, and the counter is then read again.
+    """
 
     def __init__(self, session_id: int) -> None:
         self.session_id = session_id
+        self._seq: int | None = None
 
     async def add(self, node: Node) -> Node:
         await sync_to_async(self._add)(node)
         return node
 
     def _add(self, node: Node) -> None:
-        with transaction.atomic():
-            # IMMEDIATE transactions (SQLite) or the row lock on the session (PostgreSQL) keep
-            # seq unique when two writers add at once.
-            list(ChatSession.objects.select_for_update().filter(pk=self.session_id).values("pk"))
-            if (
-                node.parent_id is not None
-                and not NodeRow.objects.filter(
-                    session_id=self.session_id, id=node.parent_id
-                ).exists()
-            ):
-                raise NodeNotFound(node.parent_id)
-            top = NodeRow.objects.filter(session_id=self.session_id).aggregate(m=Max("seq"))["m"]
-            node.seq = (top or 0) + 1
-            to_row(node, self.session_id).save(force_insert=True)
+        for attempt in range(2):
+            if self._seq is None or attempt:
+                top = NodeRow.objects.filter(session_id=self.session_id).aggregate(m=Max("seq"))
+                self._seq = top["m"] or 0
+            node.seq = self._seq + 1
+            try:
+                with transaction.atomic():
+                    _insert(to_row(node, self.session_id))
+            except IntegrityError as exc:
+                if node.parent_id is not None and not _exists(self.session_id, node.parent_id):
+                    raise NodeNotFound(node.parent_id) from exc
+                if attempt:
+                    raise
+                continue  # another writer took this number: count again
+            self._seq = node.seq
+            return
 
     async def update(self, node: Node) -> None:
         await sync_to_async(self._update)(node)
 
     def _update(self, node: Node) -> None:
-        row = to_row(node, self.session_id)
         # A node read without its call record (a path) keeps the one stored.
         fields = MUTABLE_FIELDS if node.call is not None else LIGHT_MUTABLE_FIELDS
-        changed = NodeRow.objects.filter(session_id=self.session_id, id=node.id).update(
-            updated_at=timezone.now(), **{f: getattr(row, f) for f in fields}
-        )
+        row = to_row(node, self.session_id, with_call=node.call is not None)
+        values: list[Any] = [_prepared(row, f) for f in fields]
+        sets = ", ".join(f"{_column(f)} = %s" for f in fields)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_TABLE} SET {sets}, updated_at = %s WHERE session_id = %s AND id = %s",
+                [*values, _prepared_now(), self.session_id, node.id],
+            )
+            changed = cursor.rowcount
         if not changed:
             raise NodeNotFound(node.id)
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_debugger import log_in
-from tests.conftest import group_responder
+from tests.scripted_replies import group_responder
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
