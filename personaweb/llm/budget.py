@@ -39,7 +39,9 @@ def estimate_tokens(text: str) -> int:
     """A count that is at least what common tokenizers give: about 3 ASCII characters per
     token (English averages nearer 4) and 2 tokens per 3 bytes of other UTF-8 (CJK and emoji
     take one to three tokens per character)."""
-    ascii_chars = sum(1 for ch in text if ch < "\x80")
+    if text.isascii():
+        return math.ceil(len(text) / 3)
+    ascii_chars = len(text.encode("ascii", "ignore"))
     other_bytes = len(text.encode("utf-8", "surrogatepass")) - ascii_chars
     return math.ceil(ascii_chars / 3) + math.ceil(other_bytes / 1.5)
 

@@ -22,7 +22,13 @@ class ChatMessage:
     """The text of the message."""
 
     def to_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+        """The message as JSON: made once, the same dict after (read it, never change it),
+        since a long session's prompts repeat the same messages call after call."""
+        cached: dict[str, str] | None = self.__dict__.get("_as_dict")
+        if cached is None:
+            cached = {"role": self.role, "content": self.content}
+            object.__setattr__(self, "_as_dict", cached)
+        return cached
 
 
 @dataclass(frozen=True)
@@ -169,9 +175,17 @@ class CallRecord:
     """Set when the prompt was fitted to the model's context window: how many earlier turns
     were left out ("left_out"), the window ("budget"), the prompt's tokens and how they were
     counted ("counted": "server" or "estimate")."""
+    prompt_from: dict[str, Any] | None = None
+    """Set on a record read back from storage whose prompt was stored as a difference: the
+    first `kept` messages are those of node `node`'s prompt and `messages` holds the rest. A
+    store that stores prompts that way gives them whole when asked for a node."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, messages: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        """The record as JSON; `messages` replaces the prompt (a store's shortened one)."""
+        data = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "messages"}
+        data["attempts"] = [dict(a) for a in self.attempts]
+        data["messages"] = [dict(m) for m in (self.messages if messages is None else messages)]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CallRecord:

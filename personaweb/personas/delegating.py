@@ -305,7 +305,7 @@ class CodePersona(ResponseDrivenPersona):
     role_kind: ClassVar[str] = "code"
 
     @abstractmethod
-    def decide(self, turn: list[Event], history: list[Event]) -> ProposedResponse:
+    def decide(self, turn: list[Event], history: Sequence[Event]) -> ProposedResponse:
         """The next proposal from the events of the current activation (and all history)."""
 
     async def propose(self, ctx: ProposeContext) -> ProposedResponse:
@@ -320,7 +320,7 @@ class CodePersona(ResponseDrivenPersona):
         return proposal
 
 
-def _pending_feedback(events: list[Event]) -> str:
+def _pending_feedback(events: Sequence[Event]) -> str:
     """Feedback given since the persona's last applied proposal."""
     notes: list[str] = []
     for event in events:
@@ -364,7 +364,7 @@ class SequencePersona(CodePersona):
         self.order = [c.name for c in children]
         self.compose = compose
 
-    def decide(self, turn: list[Event], history: list[Event]) -> ProposedResponse:
+    def decide(self, turn: list[Event], history: Sequence[Event]) -> ProposedResponse:
         inbound = next(e for e in turn if e.kind is EventKind.INBOUND)
         done = [e for e in turn if e.kind is EventKind.CHILD_RESULT]
         if len(done) >= len(self.order):
@@ -400,7 +400,7 @@ class LoopPersona(CodePersona):
         self.max_rounds = max_rounds
         self.approve_word = approve_word
 
-    def decide(self, turn: list[Event], history: list[Event]) -> ProposedResponse:
+    def decide(self, turn: list[Event], history: Sequence[Event]) -> ProposedResponse:
         inbound = next(e for e in turn if e.kind is EventKind.INBOUND)
         results = [e for e in turn if e.kind is EventKind.CHILD_RESULT]
         work = [e for e in results if e.target == self.worker]

@@ -239,7 +239,7 @@ class LinearDialoguePersona(CodePersona):
             display_name=character.name,
         )
 
-    def decide(self, turn: list[Event], history: list[Event]) -> ProposedResponse:
+    def decide(self, turn: list[Event], history: Sequence[Event]) -> ProposedResponse:
         inbound = next(e for e in turn if e.kind is EventKind.INBOUND)
         results = [e for e in turn if e.kind is EventKind.CHILD_RESULT]
         if not results:
@@ -274,7 +274,7 @@ class LinearDialoguePersona(CodePersona):
         return ProposedResponse(self.path, Action.REPLY, styled, data=data)
 
     @staticmethod
-    def recent_lines(history: list[Event], activation: int) -> list[str]:
+    def recent_lines(history: Sequence[Event], activation: int) -> list[str]:
         """The character's own earlier lines (applied replies of earlier turns)."""
         return [
             e.text
@@ -283,7 +283,7 @@ class LinearDialoguePersona(CodePersona):
         ]
 
     @staticmethod
-    def steering_hint(history: list[Event], activation: int) -> str:
+    def steering_hint(history: Sequence[Event], activation: int) -> str:
         """The last alignment verdict of an earlier turn, if it found drift."""
         for event in reversed(history):
             if event.activation >= activation:

@@ -147,7 +147,8 @@ class Engine:
     # -- reading -------------------------------------------------------------------------
 
     async def state(self, leaf_id: str) -> PathState:
-        """The state of the path root -> leaf_id."""
+        """The state of the path root -> leaf_id: from the walk when it is there (see the
+        module doc), else read from the store."""
         walk = self.walk
         if walk is not None and walk.state.path and walk.root == self.root.path:
             if not self._checked_walk:
@@ -162,6 +163,10 @@ class Engine:
                     return walk.state
             elif walk.leaf_id == leaf_id:
                 return walk.state
+            elif walk.position(leaf_id) is not None:
+                # An earlier step of this path (a branch, an edit): derived from memory.
+                self.walk = walk.up_to(leaf_id)
+                return self.walk.state
         self.walk = PathWalk(self.root.path, self.root.speakers())
         self._checked_walk = True
         for node in await self.store.path(leaf_id):
@@ -621,6 +626,10 @@ class Engine:
         light.call = None  # the walk holds what derive reads, never the (large) call record
         if created and node.parent_id == walk.leaf_id:
             return walk.push(light)
+        if created and node.parent_id is not None and walk.position(node.parent_id) is not None:
+            # A new branch from an earlier step: the walk follows it (from memory).
+            self.walk = walk.up_to(node.parent_id)
+            return self.walk.push(light)
         if not created and node.id == walk.leaf_id:
             return walk.replace_leaf(light)
         if not created and any(n.id == node.id for n in walk.state.path):

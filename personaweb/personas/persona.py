@@ -37,9 +37,10 @@ class ProposeContext:
 
     persona: str
     """The proposing persona's path."""
-    history: list[Event]
-    """Every event of this persona on the current path, across all its activations."""
-    current: list[Event]
+    history: Sequence[Event]
+    """Every event of this persona on the current path, across all its activations (the
+    path state's own list: read it, never change it)."""
+    current: Sequence[Event]
     """Events of its latest activation only (what a stateless persona sees)."""
     model: ChatModel
     """The LLM port."""

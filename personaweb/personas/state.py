@@ -33,7 +33,7 @@ path, so both always agree.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -165,14 +165,21 @@ class PathState:
     def leaf(self) -> Node | None:
         return self.path[-1] if self.path else None
 
-    def history(self, persona: str) -> list[Event]:
-        """All events of a persona on this path."""
-        return list(self.events.get(persona, []))
+    def history(self, persona: str) -> Sequence[Event]:
+        """All events of a persona on this path (read it, never change it: it is the state's
+        own list, not a copy, because copying it every step would cost as much as the
+        session is long)."""
+        return self.events.get(persona, ())
 
-    def current(self, persona: str) -> list[Event]:
-        """Events of the persona's latest activation only (what a stateless persona sees)."""
+    def current(self, persona: str) -> Sequence[Event]:
+        """Events of the persona's latest activation only (what a stateless persona sees).
+        They are the last events of its history, so they are found from the end."""
+        events = self.events.get(persona, [])
         latest = self.activations.get(persona, 0)
-        return [e for e in self.events.get(persona, []) if e.activation == latest]
+        start = len(events)
+        while start > 0 and events[start - 1].activation == latest:
+            start -= 1
+        return events[start:]
 
 
 def parent_path(persona: str) -> str:
@@ -216,10 +223,24 @@ class PathWalk:
         self.state = PathState(path=[])
         """The state of the path so far (read it, never change it)."""
         self._mark: _Mark | None = None
+        self._index: dict[str, int] = {}
 
     @property
     def leaf_id(self) -> str:
         return self.state.path[-1].id if self.state.path else ""
+
+    def position(self, node_id: str) -> int | None:
+        """Where a node is on the walked path (0: the root), or None."""
+        return self._index.get(node_id)
+
+    def up_to(self, node_id: str) -> PathWalk:
+        """A new walk of this path's nodes from the root down to `node_id` (which must be on
+        it): a branch from an earlier step, derived from what is in memory."""
+        at = self._index[node_id]
+        walk = PathWalk(self.root, self.speakers)
+        for node in self.state.path[: at + 1]:
+            walk.push(node)
+        return walk
 
     def push(self, node: Node) -> PathState:
         """Walk on to `node`, a child of the leaf (or the first node of an empty walk)."""
@@ -230,6 +251,7 @@ class PathWalk:
             self._undo()
             _apply(state, state.path[-1], node, self.root, self.speakers)
             state.steps_in_run += 1
+        self._index[node.id] = len(state.path)
         state.path.append(node)
         self._settle()
         return state

@@ -6,6 +6,7 @@ sessions (the debugger page) go through `load_tree`, one query whatever the size
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +57,16 @@ def to_node(row: NodeRow, *, with_call: bool = True) -> Node:
     )
 
 
-def to_row(node: Node, session_id: int, *, with_call: bool = True) -> NodeRow:
-    """An unsaved row holding the node's values (without its call record unless `with_call`:
-    turning a long prompt into JSON is not free)."""
+def to_row(
+    node: Node,
+    session_id: int,
+    *,
+    with_call: bool = True,
+    call: dict[str, Any] | None = None,
+) -> NodeRow:
+    """An unsaved row holding the node's values: the call record as `call` says (the store's
+    shortened form), else whole if `with_call` (turning a long prompt into JSON is not free,
+    so a row for a light update leaves it out)."""
     return NodeRow(
         id=node.id,
         session_id=session_id,
@@ -70,11 +78,17 @@ def to_row(node: Node, session_id: int, *, with_call: bool = True) -> NodeRow:
         action=node.action.value if node.action else "",
         target=node.target or "",
         sender=node.sender,
-        call=node.call.to_dict() if node.call and with_call else None,
+        call=call
+        if call is not None
+        else (node.call.to_dict() if node.call and with_call else None),
         data=node.data,
         seq=node.seq,
         created_at=node.created_at,
     )
+
+
+def _whole_call(node: Node, with_call: bool) -> dict[str, Any] | None:
+    return node.call.to_dict() if node.call is not None and with_call else None
 
 
 _TABLE = NodeRow._meta.db_table
@@ -216,12 +230,15 @@ def load_tree(session: ChatSession | int) -> Tree:
 
 
 def load_node(session_id: int, node_id: str) -> tuple[Node, bool] | None:
-    """One node with its call record, and whether it has children (two small queries)."""
+    """One node with its call record (its prompt whole), and whether it has children."""
     row = NodeRow.objects.filter(session_id=session_id, id=node_id).first()
     if row is None:
         return None
     has_children = NodeRow.objects.filter(session_id=session_id, parent_id=node_id).exists()
-    return to_node(row), has_children
+    node = to_node(row)
+    if node.call is not None:
+        expand_prompts(session_id, [node.call])
+    return node, has_children
 
 
 def path_rows(
@@ -250,6 +267,63 @@ def path_rows(
     return list(NodeRow.objects.raw(sql, params))
 
 
+# --- prompts, stored as differences -----------------------------------------------------------
+#
+# A persona's prompt mostly repeats its previous one (the same sheet, the same history, one
+# turn more), and prompts are as long as the session: stored whole on every node they make a
+# session's storage grow with the square of its length. So a call record's prompt is stored
+# as the difference from the previous prompt the same persona sent in the session:
+# `prompt_from = {"node": <that node>, "kept": k}` and `messages` = what follows the first k.
+# Every PROMPT_FULL_EVERY-th call of a persona is stored whole, so reading one back follows at
+# most that many links. Reading a node through this module always gives its prompt whole.
+
+PROMPT_FULL_EVERY = 16
+
+
+@dataclass
+class _LastPrompt:
+    node_id: str
+    messages: list[dict[str, str]]
+    links: int
+
+
+_last_prompts: OrderedDict[tuple[int, str], _LastPrompt] = OrderedDict()
+"""The last prompt each persona of recent sessions stored (process-wide, bounded)."""
+_LAST_PROMPTS_KEPT = 2048
+
+
+def _common_prefix(a: list[dict[str, str]], b: list[dict[str, str]]) -> int:
+    n, i = min(len(a), len(b)), 0
+    while i < n and (a[i] is b[i] or a[i] == b[i]):
+        i += 1
+    return i
+
+
+def expand_prompts(session_id: int, records: list[CallRecord]) -> None:
+    """Make every record's prompt whole (in place), reading the nodes it was stored against
+    (at most PROMPT_FULL_EVERY small queries per record)."""
+    for record in records:
+        chain: list[CallRecord] = []
+        current = record
+        while current.prompt_from and len(chain) <= 2 * PROMPT_FULL_EVERY:
+            chain.append(current)
+            raw = (
+                NodeRow.objects.filter(session_id=session_id, id=current.prompt_from["node"])
+                .values_list("call", flat=True)
+                .first()
+            )
+            if not raw:
+                break  # the node it was stored against is gone: keep what there is
+            current = CallRecord.from_dict(raw)
+        if current.prompt_from:
+            continue
+        whole = current.messages
+        for link in reversed(chain):
+            assert link.prompt_from is not None
+            whole = whole[: int(link.prompt_from["kept"])] + link.messages
+            link.messages, link.prompt_from = whole, None
+
+
 class OrmStore:
     """The core's Store protocol over the rows of one session.
 
@@ -264,6 +338,38 @@ class OrmStore:
     def __init__(self, session_id: int) -> None:
         self.session_id = session_id
         self._seq: int | None = None
+        self._checked: set[str] = set()
+        """Personas whose remembered last prompt this store has found in the database."""
+
+    def _call_json(self, node: Node) -> dict[str, Any] | None:
+        """The node's call record as stored: its prompt as a difference when it can be."""
+        record = node.call
+        if record is None:
+            return None
+        key = (self.session_id, node.persona)
+        last = _last_prompts.get(key)
+        if last is not None and node.persona not in self._checked:
+            # Remembered from an earlier run (or a database since reset): still there?
+            if not NodeRow.objects.filter(session_id=self.session_id, id=last.node_id).exists():
+                last = None
+            self._checked.add(node.persona)
+        messages = record.messages
+        kept = 0
+        if last is not None and last.links < PROMPT_FULL_EVERY - 1 and not record.prompt_from:
+            kept = _common_prefix(last.messages, messages)
+        if kept:
+            data = record.to_dict(messages=messages[kept:])
+            data["prompt_from"] = {"node": last.node_id, "kept": kept}  # type: ignore[union-attr]
+            links = last.links + 1  # type: ignore[union-attr]
+        else:
+            data = record.to_dict()
+            links = 0
+        _last_prompts[key] = _LastPrompt(node.id, messages, links)
+        _last_prompts.move_to_end(key)
+        while len(_last_prompts) > _LAST_PROMPTS_KEPT:
+            _last_prompts.popitem(last=False)
+        self._checked.add(node.persona)
+        return data
 
     async def add(self, node: Node) -> Node:
         await sync_to_async(self._add)(node)
@@ -277,7 +383,7 @@ class OrmStore:
             node.seq = self._seq + 1
             try:
                 with transaction.atomic():
-                    _insert(to_row(node, self.session_id))
+                    _insert(to_row(node, self.session_id, call=self._call_json(node)))
             except IntegrityError as exc:
                 if node.parent_id is not None and not _exists(self.session_id, node.parent_id):
                     raise NodeNotFound(node.parent_id) from exc
@@ -293,7 +399,7 @@ class OrmStore:
     def _update(self, node: Node) -> None:
         # A node read without its call record (a path) keeps the one stored.
         fields = MUTABLE_FIELDS if node.call is not None else LIGHT_MUTABLE_FIELDS
-        row = to_row(node, self.session_id, with_call=node.call is not None)
+        row = to_row(node, self.session_id, with_call=False, call=self._call_json(node))
         values: list[Any] = [_prepared(row, f) for f in fields]
         sets = ", ".join(f"{_column(f)} = %s" for f in fields)
         with connection.cursor() as cursor:
@@ -310,9 +416,12 @@ class OrmStore:
 
     def _get(self, node_id: str) -> Node:
         try:
-            return to_node(NodeRow.objects.get(session_id=self.session_id, id=node_id))
+            node = to_node(NodeRow.objects.get(session_id=self.session_id, id=node_id))
         except NodeRow.DoesNotExist:
             raise NodeNotFound(node_id) from None
+        if node.call is not None:
+            expand_prompts(self.session_id, [node.call])
+        return node
 
     async def path(self, node_id: str) -> list[Node]:
         return await sync_to_async(self._path)(node_id)
@@ -337,13 +446,27 @@ class OrmStore:
 
     def _children(self, node_id: str) -> list[Node]:
         rows = NodeRow.objects.filter(session_id=self.session_id, parent_id=node_id).order_by("seq")
-        return [to_node(r) for r in rows]
+        return [to_node(r, with_call=False) for r in rows]
 
     # -- beyond the protocol ---------------------------------------------------------------
 
     def all_nodes(self) -> list[Node]:
+        """Every node with its call record, prompts whole (an export)."""
         rows = NodeRow.objects.filter(session_id=self.session_id).order_by("seq")
-        return [to_node(r) for r in rows]
+        nodes = [to_node(r) for r in rows]
+        whole: dict[str, list[dict[str, str]]] = {}
+        for node in nodes:  # a prompt is stored against an earlier node: expand in order
+            call = node.call
+            if call is None:
+                continue
+            ref = call.prompt_from
+            if ref and ref["node"] in whole:
+                call.messages = whole[ref["node"]][: int(ref["kept"])] + call.messages
+                call.prompt_from = None
+            elif ref:
+                expand_prompts(self.session_id, [call])
+            whole[node.id] = call.messages
+        return nodes
 
     def add_many(self, nodes: list[Node]) -> None:
         """Bulk insert (imports, benchmarks): seq continues after the session's last node."""

@@ -303,3 +303,59 @@ def test_system_checks_warn_about_sqlite_with_several_processes(settings):
     # The scale-out suite runs this file on PostgreSQL too, where W003 must stay quiet.
     sqlite = str(settings.DATABASES["default"]["ENGINE"]).endswith("sqlite3")
     assert ids == {"personaweb.W004"} | ({"personaweb.W003"} if sqlite else set())
+
+
+async def test_a_prompt_is_stored_as_its_difference_from_the_last_and_read_back_whole(
+    alice, make_session
+):
+    from personaweb.web.store import PROMPT_FULL_EVERY, load_node
+
+    session = await sync_to_async(make_session)(alice)
+    store = OrmStore(session.pk)
+    parent = await store.add(node("r", None, sender="user", content="hi"))
+    sheet = {"role": "system", "content": "You are Sara. " * 50}
+    history: list[dict] = []
+    prompts: dict[str, list[dict]] = {}
+    for turn in range(PROMPT_FULL_EVERY + 3):
+        history = [*history, {"role": "user", "content": f"line {turn}"}]
+        messages = [sheet, *history]
+        call = CallRecord(messages=messages, model="m", temperature=0.7, max_tokens=9)
+        proposal = await store.add(
+            node(f"{turn:032x}", parent.id, kind=NodeKind.PROPOSAL, status=NodeStatus.PENDING)
+        )
+        proposal.status, proposal.call = NodeStatus.PROPOSED, call
+        await store.update(proposal)
+        prompts[proposal.id] = messages
+        parent = proposal
+    rows = {r.id: r.call async for r in NodeRow.objects.filter(session=session).exclude(call=None)}
+    stored = [rows[f"{t:032x}"] for t in range(PROMPT_FULL_EVERY + 3)]
+    # The first is whole, the next ones hold only what is new, and every 16th is whole again.
+    assert "prompt_from" not in stored[0] or stored[0]["prompt_from"] is None
+    assert stored[1]["prompt_from"]["kept"] == 2 and len(stored[1]["messages"]) == 1
+    assert not stored[PROMPT_FULL_EVERY].get("prompt_from")
+    # Read back through the store, every prompt is exactly what was sent.
+    for node_id, messages in prompts.items():
+        loaded = await sync_to_async(load_node)(session.pk, node_id)
+        assert loaded is not None and loaded[0].call is not None
+        assert loaded[0].call.messages == messages and loaded[0].call.prompt_from is None
+        assert (await store.get(node_id)).call.messages == messages
+    exported = await sync_to_async(store.all_nodes)()
+    assert {n.id: n.call.messages for n in exported if n.call} == prompts
+
+
+async def test_a_remembered_prompt_whose_node_is_gone_is_not_linked_to(alice, make_session):
+    from personaweb.web.store import load_node
+
+    first = await sync_to_async(make_session)(alice)
+    call = CallRecord(
+        messages=[{"role": "user", "content": "x" * 500}], model="m", temperature=0.7, max_tokens=9
+    )
+    a = await OrmStore(first.pk).add(node("a", None, kind=NodeKind.PROPOSAL, call=call))
+    await NodeRow.objects.filter(pk=a.id).adelete()
+    # A new store (a new run) of the same session, whose remembered prompt is gone.
+    again = OrmStore(first.pk)
+    b = await again.add(node("b", None, kind=NodeKind.PROPOSAL, call=call))
+    raw = await NodeRow.objects.filter(pk=b.id).values_list("call", flat=True).aget()
+    assert not raw.get("prompt_from")
+    loaded = await sync_to_async(load_node)(first.pk, b.id)
+    assert loaded is not None and loaded[0].call.messages == call.messages
