@@ -342,8 +342,23 @@ class BasicPersona(ResponseDrivenPersona):
 REJECTION_NOTE = "A reviewer rejected that answer. Write a different one."
 
 
+def rendered(event: Event, render: Callable[[Event], list[ChatMessage]]) -> list[ChatMessage]:
+    """An event's messages as `render` makes them, made once per event and kept on it: events
+    never change, and a long session renders the same ones at every step (the list is shared:
+    read it, never change it)."""
+    cache: dict[Any, list[ChatMessage]] = event.__dict__.setdefault("_rendered", {})
+    messages = cache.get(render)
+    if messages is None:
+        messages = cache[render] = render(event)
+    return messages
+
+
 def render_basic_event(event: Event) -> list[ChatMessage]:
-    """How a basic persona sees one event."""
+    """How a basic persona sees one event (see `rendered`)."""
+    return rendered(event, _render_basic)
+
+
+def _render_basic(event: Event) -> list[ChatMessage]:
     if event.kind is EventKind.INBOUND:
         return [ChatMessage("user", event.text)]
     if event.kind in (EventKind.OWN, EventKind.SUPERSEDED):
