@@ -169,6 +169,9 @@ class CallRecord:
     """Set when the prompt was fitted to the model's context window: how many earlier turns
     were left out ("left_out"), the window ("budget"), the prompt's tokens and how they were
     counted ("counted": "server" or "estimate")."""
+    requested_model: str = ""
+    """The model the request named (empty: the endpoint's default); `model` is the one that
+    answered."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -225,6 +228,7 @@ class CallRecord:
             finish_reason=completion.finish_reason,
             endpoint=completion.endpoint,
             usage_estimated=completion.usage_estimated,
+            requested_model=request.profile.model,
         )
 
 
