@@ -607,7 +607,7 @@ def test_an_endpoint_in_the_environment_gets_the_run_over_otlp_http(receiver: Re
     seen = run_in_a_process(
         {
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-            "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Basic cGs6c2s=",
+            "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Basic%20cGs6c2s=",
         }
     )
     assert seen["tracer"] and seen["stamped"]
