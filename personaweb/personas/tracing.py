@@ -39,8 +39,9 @@ every span is a function of the tree:
    it (a message to a persona: that activation; an LLM node: its call; any other node: the
    activation it belongs to), so the inspector can point a person at it.
 
-A node written while tracing was off has no `data["trace"]`; its trace is then taken to be its
-run's (hashed from the user message), the one trace a path can tell without it.
+A node written while tracing was off has no `data["trace"]`, and a copied session's nodes have
+their original's (under new ids, so it does not fit them); either way the node's trace is then
+taken to be its run's (hashed from the user message), the one trace a path can tell alone.
 """
 
 from __future__ import annotations
@@ -234,10 +235,24 @@ def _starts_run(node: Node, root: str) -> bool:
 def _trace_of(node: Node, state: PathState, root: str) -> int | None:
     """The trace of a node on `state`'s path: its stamp, else its run's."""
     stamp = stamped(node)
-    if stamp is not None:
+    if stamp is not None and _made_for(node, stamp, state):
         return stamp[0]
     run = _activation(state, root)
     return trace_id_of(run.node_id) if run is not None else None
+
+
+def _made_for(node: Node, stamp: tuple[int, int | None], state: PathState) -> bool:
+    """Whether a stamp was made for this node on this path. A copied session's nodes carry
+    their original's stamps under new ids: new spans must not join the original's traces."""
+    trace, span = stamp
+    if span is None:
+        return False
+    if span == call_span_id(node.id):
+        return True
+    if node.kind is NodeKind.INBOUND:
+        return span == activation_span_id(trace, node.id)
+    inbound = _activation(state, _owner(node, state))
+    return inbound is not None and span == activation_span_id(trace, inbound.node_id)
 
 
 def ends_activation(node: Node) -> bool:

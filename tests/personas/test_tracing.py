@@ -39,6 +39,7 @@ from personaweb.personas import (
     tracing,
 )
 from personaweb.personas.group import GroupSettings, group_hierarchy
+from personaweb.personas.heat import PolicySettings, ReplyPolicy
 from personaweb.personas.otel import OtelSink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -491,6 +492,62 @@ async def test_heat_decisions_are_events_of_the_director_with_their_numbers() ->
     assert bob_first["personaweb.decision.character"] == "bob"
     assert bob_first["personaweb.decision.speak"] is False
     assert all(e.name == "personaweb.heat_decision" for e in director.events)
+
+
+async def test_a_pre_pass_call_is_a_chat_span_of_the_director() -> None:
+    backend = Backend()
+    model = ScriptedChatModel()
+    verdict = json.dumps({"should_respond": False, "reason": "not mine", "confidence": 0.1})
+    model.default = lambda request: verdict
+    ann = SimpleCharacter("Ann Archer", description="A cheerful archer.")
+    bob = SimpleCharacter("Bob Baker", description="A grumpy baker.")
+    settings = GroupSettings(policy=PolicySettings(default=ReplyPolicy.PREPASS))
+    root = group_hierarchy([("ann", ann), ("bob", bob)], settings, strategy="single")
+    engine = Engine(root, MemoryStore(), model, RunConfig(guided=False), clock=ticking())
+    engine.tracer = backend.sink
+    await engine.run_autonomous("Anyone?")
+
+    spans = backend.spans()
+    assert outline(spans) == ["invoke_agent Group", "  chat scripted", "  chat scripted"]
+    assert_nested_in_time(spans)
+    chats = [s for s in spans if s.name == "chat scripted"]
+    assert {s.attributes["gen_ai.request.max_tokens"] for s in chats} == {120}
+    director = agent(spans, "director")
+    silent = [e.attributes for e in director.events if e.name == "personaweb.heat_decision"]
+    assert [a["personaweb.decision.speak"] for a in silent] == [False, False]
+
+
+async def test_new_steps_in_a_copied_session_do_not_join_the_originals_trace() -> None:
+    backend = Backend()
+    model = ScriptedChatModel(decide("delegate", "planner", "Plan add"))
+    original = MemoryStore()
+    config = RunConfig(mode=Mode.REVIEW, guided=False)
+    clock = ticking()
+    engine = Engine(code_hierarchy(), original, model, config, clock=clock, tracer=backend.sink)
+    waiting = await engine.advance((await engine.send("Write add(a, b)")).id)
+    (first,) = backend.spans()
+
+    # The web's session import: the same nodes (data and all) under new ids.
+    renamed = {n.id: f"copy{n.id}" for n in original.all()}
+    copies = []
+    for node in original.all():
+        copy = node.copy()
+        copy.id, copy.parent_id = renamed[node.id], renamed.get(node.parent_id or "")
+        copies.append(copy)
+    model.enqueue("1. define add", decide("reply", "caller", "Planned."))
+    copied = MemoryStore(copies)
+    later = Engine(code_hierarchy(), copied, model, config, clock=clock, tracer=backend.sink)
+    later.config = RunConfig(guided=False)
+    await later.approve_turn(renamed[waiting.id])
+
+    new = backend.spans()[1:]
+    assert new and all(s.context.trace_id != first.context.trace_id for s in new)
+    assert outline(new) == [
+        "invoke_agent Lead",
+        "  invoke_agent planner",
+        "    chat scripted",
+        "  chat scripted",
+    ]
 
 
 def test_nodes_with_hand_made_trace_data_are_read_safely() -> None:
