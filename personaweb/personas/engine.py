@@ -662,10 +662,14 @@ class Engine:
         beside an existing child starts a trace (rule 4)."""
         parent: PathState | None = None
         branch = False
-        if node.parent_id is not None:
-            parent = await self.state(node.parent_id)
-            branch = bool(await self.store.children(node.parent_id))
-        stamp = tracing.stamp(node, parent, self.root.path, branch=branch)
+        try:
+            if node.parent_id is not None:
+                parent = await self.state(node.parent_id)
+                branch = bool(await self.store.children(node.parent_id))
+            stamp = tracing.stamp(node, parent, self.root.path, branch=branch)
+        except Exception:
+            log.exception("could not place node %s in the traces", node.id)
+            return
         if stamp:
             node.data = {**node.data, tracing.TRACE: stamp}
 

@@ -33,13 +33,16 @@ every span is a function of the tree:
    process could not say so), at the time the step began.
 4. **A branch is a trace of its own.** A node written beside an existing one (a replay, a
    retry, a fresh proposal) starts a new trace, hashed from that node; the activations open
-   there are emitted again in it, with ids of their own. No span gets two ends, and each trace
-   is one history: the path the person sees, from the branch on.
+   there are emitted again in it, with ids of their own. No span gets two ends (one trace per
+   user message across branches would give an activation one id and two different ends), and
+   each trace is one history: the path the person sees, from the branch on.
 5. **Every node says where it is.** `data["trace"]` holds its trace id and the span that shows
    it (a message to a persona: that activation; an LLM node: its call; any other node: the
    activation it belongs to), so the inspector can point a person at it.
 
-A node written while tracing was off has no `data["trace"]`, and a copied session's nodes have
+Until a span ends, its children wait in the backend without it: a run waiting for review shows
+its calls before the activations around them, and a branch left waiting for ever never shows
+them. A node written while tracing was off has no `data["trace"]`, and a copied session's nodes have
 their original's (under new ids, so it does not fit them); either way the node's trace is then
 taken to be its run's (hashed from the user message), the one trace a path can tell alone.
 """
