@@ -153,9 +153,11 @@ def installed() -> SpanSink | None:
 
 
 def enabled_by(environ: Mapping[str, str]) -> bool:
-    """Whether the standard variables ask for traces: an OTLP endpoint, and the SDK not
-    disabled."""
+    """Whether the standard variables ask for traces: an OTLP endpoint, and neither the SDK
+    disabled nor the traces exporter set to none."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
         return False
     return any(environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
 

@@ -695,9 +695,12 @@ def test_the_service_name_comes_from_otel_service_name(receiver: Receiver) -> No
     assert {resource["service.name"] for resource, _span in receiver.spans()} == {"pw-staging"}
 
 
-def test_otel_sdk_disabled_wins_over_an_endpoint() -> None:
+def test_the_standard_switches_turn_an_endpoint_off() -> None:
     assert not tracing.enabled_by(
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_SDK_DISABLED": "true"}
+    )
+    assert not tracing.enabled_by(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_TRACES_EXPORTER": "none"}
     )
     assert tracing.enabled_by({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://x"})
     assert not tracing.enabled_by({"OTEL_EXPORTER_OTLP_ENDPOINT": "  "})
