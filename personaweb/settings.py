@@ -248,6 +248,13 @@ TOKEN_BATCH_MS = env_int("PERSONAWEB_TOKEN_BATCH_MS", 50, minimum=1)
 # The largest session file (a debugger export) the web imports, in MB.
 SESSION_IMPORT_MAX_MB = env_int("PERSONAWEB_SESSION_IMPORT_MAX_MB", 64, minimum=1)
 
+# --- traces ---------------------------------------------------------------------------------
+
+# Runs are traced when OTEL_EXPORTER_OTLP_ENDPOINT is set (see the README). This is where the
+# inspector links a node's span: a URL with {trace_id} and {span_id} in it, e.g. Langfuse's
+# https://cloud.langfuse.com/project/<project>/traces/{trace_id}?observation={span_id}.
+TRACE_URL = env_str("PERSONAWEB_TRACE_URL")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

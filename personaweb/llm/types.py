@@ -179,6 +179,9 @@ class CallRecord:
     """Set on a record read back from storage whose prompt was stored as a difference: the
     first `kept` messages are those of node `node`'s prompt and `messages` holds the rest. A
     store that stores prompts that way gives them whole when asked for a node."""
+    requested_model: str = ""
+    """The model the request named (empty: the endpoint's default); `model` is the one that
+    answered."""
 
     def to_dict(self, messages: list[dict[str, str]] | None = None) -> dict[str, Any]:
         """The record as JSON; `messages` replaces the prompt (a store's shortened one)."""
@@ -239,6 +242,7 @@ class CallRecord:
             finish_reason=completion.finish_reason,
             endpoint=completion.endpoint,
             usage_estimated=completion.usage_estimated,
+            requested_model=request.profile.model,
         )
 
 

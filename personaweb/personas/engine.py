@@ -7,22 +7,30 @@ The engine keeps a `PathWalk` of the path it works on and extends it with every 
 writes, so deciding the next step never re-reads the path: a step costs the same at turn 10
 and at turn 1,000. The walk is only a cache of what the store holds: it is checked against
 the store when the engine starts on it, and read afresh when the engine moves elsewhere.
+
+What a person does through the engine (approve, reject, feedback, edit, branch, retry,
+continue) is recorded on the node it makes or changes: `data["human"]`, with who (the
+engine's `actor`, when the caller says) and when. With a span sink (tracing.py), every write
+also tells the sink which spans it ended; without one, no tracing work is done at all.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 from personaweb.llm.calls import DEFAULT_RETRY, RetryPolicy
-from personaweb.llm.types import ChatModel
+from personaweb.llm.types import CallRecord, ChatModel
+from personaweb.personas import tracing
 from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona, TokenCallback
 from personaweb.personas.proposal import ProposalFailed
 from personaweb.personas.state import USER, NextKind, PathState, PathWalk
+from personaweb.personas.tracing import Change
 from personaweb.personas.tree import (
     PROPOSAL_KINDS,
     UNFINISHED,
@@ -131,6 +139,8 @@ class Engine:
         config: RunConfig | None = None,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        tracer: tracing.SpanSink | None = None,
     ) -> None:
         self.clock = clock
         self.root = root
@@ -138,6 +148,15 @@ class Engine:
         self.model = model
         self.config = config or RunConfig()
         self.observer = observer
+        self.tracer = tracer if tracer is not None else tracing.installed()
+        """Where finished spans go: the process's sink unless given one; None: no tracing."""
+        self.actor = ""
+        """Who acts through this engine (the web: the user's name), recorded with each thing
+        a person does; empty when the caller does not say."""
+        self.conversation = ""
+        """What traces call the conversation (the web: the session); empty: the tree's first
+        node."""
+        self._acting: dict[str, Any] | None = None
         self.walk: PathWalk | None = None
         """The path this engine works on, derived node by node (a cache: see the module doc).
         A caller may hand over the walk of an earlier engine on the same store."""
@@ -212,7 +231,7 @@ class Engine:
                 return None
             leaf = self._whole(state.path[-1])
             leaf.status = NodeStatus.APPROVED
-            await self._update(leaf)
+            await self._update(leaf, Change.APPLIED)
             return leaf
         if nxt.kind not in (NextKind.PROPOSE, NextKind.DELEGATE):
             return None
@@ -275,7 +294,8 @@ class Engine:
     async def approve(self, node_id: str) -> Node:
         node = await self._checked(node_id, "approve")
         node.status = NodeStatus.APPROVED
-        await self._update(node)
+        node.data = self._acted(node.data, "approve")
+        await self._update(node, Change.APPLIED)
         return node
 
     async def add_data(self, node_id: str, data: dict[str, Any]) -> Node:
@@ -295,12 +315,16 @@ class Engine:
     async def reject(self, node_id: str) -> Node:
         node = await self._checked(node_id, "reject")
         node.status = NodeStatus.REJECTED
+        node.data = self._acted(node.data, "reject")
         await self._update(node)
         return node
 
     async def feedback(self, node_id: str, text: str) -> Node:
         """Answer a proposal with free text; its persona proposes again with it in view.
         On an already-applied proposal this starts a new branch (replay with tweaks)."""
+        return await self._feedback(node_id, text, "feedback")
+
+    async def _feedback(self, node_id: str, text: str, action: str) -> Node:
         if not text.strip():
             raise ActionRefused("feedback is empty")
         _check_length(text, "feedback")
@@ -313,6 +337,7 @@ class Engine:
             kind=NodeKind.FEEDBACK,
             content=text,
             sender="reviewer",
+            data=self._acted({}, action, on=node.id),
         )
         return await self._add(fb)
 
@@ -347,7 +372,7 @@ class Engine:
             content=content if action is not Action.PASS else "",
             action=action,
             target=target,
-            data={"edited_from": node.id},
+            data=self._acted({"edited_from": node.id}, "edit", on=node.id),
         )
         return await self._add(edited)
 
@@ -358,9 +383,10 @@ class Engine:
         is proposed afresh (a sibling of it); any other node gets a freshly proposed child."""
         anchor = await self.check_branch(node_id, feedback)
         if anchor is None:
-            return await self.feedback(node_id, feedback or "")
+            return await self._feedback(node_id, feedback or "", "branch")
         state = await self.state(anchor)
-        return await self._propose(state, state.next.persona, anchor)
+        with self._acting_as("branch", node_id):
+            return await self._propose(state, state.next.persona, anchor)
 
     async def check_branch(self, node_id: str, feedback: str | None = None) -> str | None:
         """Refuse (ActionRefused) a branch that cannot happen, before any model is called.
@@ -385,7 +411,8 @@ class Engine:
         The whole text becomes a new proposal beside the cut one (which stays as it was)."""
         node, anchor = await self.check_continue(node_id)
         state = await self.state(anchor)
-        return await self._propose(state, node.persona, anchor, continuation=node)
+        with self._acting_as("continue", node_id):
+            return await self._propose(state, node.persona, anchor, continuation=node)
 
     async def check_continue(self, node_id: str) -> tuple[Node, str]:
         """Refuse a continuation that cannot happen; returns the cut node and its parent."""
@@ -400,7 +427,9 @@ class Engine:
     async def retry(self, node_id: str) -> Node:
         """Try a failed or interrupted step again, as a sibling of it."""
         parent = await self.check_retry(node_id)
-        created = await self.step(parent)
+        await self._close_interrupted(node_id, parent)
+        with self._acting_as("retry", node_id):
+            created = await self.step(parent)
         if created is None:
             raise ActionRefused("nothing to retry: the step before it needs no new node")
         return created
@@ -478,11 +507,9 @@ class Engine:
             except Exception as exc:
                 raise _as_failure(exc, persona_path) from exc
         except ProposalFailed as exc:
-            failed = await self._fail(parent_id, persona_path, exc.reason, retryable=exc.retryable)
-            if exc.call is not None:
-                failed.call = exc.call
-                await self._update(failed, with_call=True)
-            return failed
+            return await self._fail(
+                parent_id, persona_path, exc.reason, retryable=exc.retryable, call=exc.call
+            )
         if deliberations:
             for item in deliberations:
                 decision = Node(
@@ -532,7 +559,7 @@ class Engine:
             node.content = exc.reason
             node.call = exc.call
             node.data = {**_settled(node.data), "retryable": exc.retryable}
-            await self._update(node, with_call=True)
+            await self._update(node, Change.SETTLED, with_call=True)
             return node
         node.status = NodeStatus.PROPOSED
         node.action = proposal.action
@@ -540,7 +567,7 @@ class Engine:
         node.content = proposal.content
         node.call = proposal.call
         node.data = {**_settled(node.data), **proposal.data}
-        await self._update(node, with_call=True)
+        await self._update(node, Change.SETTLED, with_call=True)
         return node
 
     def _context(
@@ -572,6 +599,7 @@ class Engine:
         *,
         retryable: bool = True,
         guard_rail: bool = False,
+        call: CallRecord | None = None,
     ) -> Node:
         node = Node(
             id=new_id(),
@@ -580,21 +608,34 @@ class Engine:
             kind=NodeKind.ERROR,
             status=NodeStatus.FAILED,
             content=reason,
+            call=call,
             data={"retryable": retryable, **({"guard_rail": True} if guard_rail else {})},
         )
         return await self._add(node)
 
     async def _add(self, node: Node) -> Node:
         node.created_at = self.clock()
+        if self._acting is not None:
+            node.data = {**node.data, tracing.HUMAN: [*tracing.human_acts(node.data), self._acting]}
+            self._acting = None
+        if self.tracer is not None:
+            await self._stamp(node)
         added = await self.store.add(node)
         state = self._follow(added, created=True)
         if self.observer is not None:
             await self.observer.node_changed(added, state, True)
+        await self._trace(Change.CREATED, added, state)
         return added
 
-    async def _update(self, node: Node, *, with_call: bool = False) -> None:
-        """Persist a change. The call record is written only `with_call` (when it was just
-        made): a status change must not rewrite a prompt that can be as long as the session."""
+    async def _update(
+        self, node: Node, change: Change | None = None, *, with_call: bool = False
+    ) -> None:
+        """Write a change to a node; `change` says what it was, for traces (None: nothing a
+        trace shows, such as streamed text or merged data). The call record is written only
+        `with_call` (when it was just made): a status change must not rewrite a prompt that can
+        be as long as the session."""
+        if self.tracer is not None and change is Change.SETTLED:
+            node.data = tracing.settled(node)
         if with_call or node.call is None:
             await self.store.update(node)
         else:
@@ -604,6 +645,84 @@ class Engine:
         state = self._follow(node, created=False)
         if self.observer is not None:
             await self.observer.node_changed(node, state, False)
+        if change is not None:
+            await self._trace(change, node, state)
+
+    # -- people and traces ------------------------------------------------------------------
+
+    def _acted(self, data: dict[str, Any], action: str, on: str | None = None) -> dict[str, Any]:
+        """`data` with a person's action recorded: what, who, when (and on which node)."""
+        return {**data, tracing.HUMAN: [*tracing.human_acts(data), self._act(action, on)]}
+
+    def _act(self, action: str, on: str | None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"action": action, "at": self.clock()}
+        if self.actor:
+            entry["by"] = self.actor
+        if on is not None:
+            entry["on"] = on
+        return entry
+
+    @contextmanager
+    def _acting_as(self, action: str, on: str) -> Iterator[None]:
+        """The next node this engine writes is a person's doing (a branch, a retry, ...)."""
+        self._acting = self._act(action, on)
+        try:
+            yield
+        finally:
+            self._acting = None
+
+    async def _stamp(self, node: Node) -> None:
+        """Say where a node about to be added is in the traces (tracing.py's rule 5); a node
+        beside an existing child starts a trace (rule 4)."""
+        parent: PathState | None = None
+        branch = False
+        try:
+            if node.parent_id is not None:
+                parent = await self.state(node.parent_id)
+                branch = bool(await self.store.children(node.parent_id))
+            stamp = tracing.stamp(node, parent, self.root.path, branch=branch)
+        except Exception:
+            log.exception("could not place node %s in the traces", node.id)
+            return
+        if stamp:
+            node.data = {**node.data, tracing.TRACE: stamp}
+
+    def _site(self, tracer: tracing.SpanSink) -> tracing.Site:
+        return tracing.Site(self.root, self.conversation, tracer.capture_content)
+
+    async def _trace(self, change: Change, node: Node, state: PathState | None) -> None:
+        """Hand the sink the spans this write ended. A tracing failure never stops a run."""
+        tracer = self.tracer
+        if tracer is None or not tracing.ends_spans(change, node):
+            return
+        try:
+            if state is None:
+                state = await self.state(node.id)
+            for span in tracing.spans(change, node, state, self.clock(), self._site(tracer)):
+                tracer.emit(span)
+        except Exception:
+            log.exception("could not trace node %s", node.id)
+
+    async def _close_interrupted(self, node_id: str, parent_id: str) -> None:
+        """Before an interrupted step is retried: end the activations its stopped process left
+        open (once: the node is marked)."""
+        tracer = self.tracer
+        if tracer is None:
+            return
+        node = await self.store.get(node_id)
+        mark = node.data.get(tracing.TRACE)
+        if node.status is not NodeStatus.INTERRUPTED or not isinstance(mark, dict):
+            return
+        if mark.get("closed"):
+            return
+        try:
+            state = await self.state(parent_id)
+            for span in tracing.abandoned(node, state, self._site(tracer)):
+                tracer.emit(span)
+        except Exception:
+            log.exception("could not trace node %s", node.id)
+        node.data = {**node.data, tracing.TRACE: {**mark, "closed": True}}
+        await self.store.update(node)
 
     def _whole(self, light: Node) -> Node:
         """The node with its call record: the one this engine last wrote, if it is that node

@@ -75,9 +75,11 @@ def _text(value: str, what: str, *, required: bool) -> str:
     return value
 
 
-async def _start(session: ChatSession, trigger: str, first: runs.First, job: runs.Job) -> Run:
+async def _start(
+    session: ChatSession, trigger: str, first: runs.First, job: runs.Job, actor: str = ""
+) -> Run:
     try:
-        return await runs.start(session, trigger, job, first=first)
+        return await runs.start(session, trigger, job, first=first, actor=actor)
     except runs.RunBusy as exc:
         raise Refused(str(exc)) from None
     except ActionRefused as exc:
@@ -119,9 +121,11 @@ async def act(
     text: str = "",
     content: str = "",
     route: str = "",
+    actor: str = "",
 ) -> Run:
     """Do `action` to a node (see NODE_ACTIONS): `text` is feedback (also for branch),
-    `content` an edit, `route` where an edit sends the proposal."""
+    `content` an edit, `route` where an edit sends the proposal. `actor`: the person's user
+    name, recorded on the node with what they did."""
     if action not in NODE_ACTIONS:
         raise Refused(f"no such action {action!r}", 404)
     loaded = await sync_to_async(load_node)(session.pk, node_id)
@@ -146,7 +150,7 @@ async def act(
         async def rest_of_turn(engine: Engine, approved: Node) -> Node:
             return await engine.advance(approved.id, stop=False)
 
-        return await _start(session, action, lambda e: e.approve(node_id), rest_of_turn)
+        return await _start(session, action, lambda e: e.approve(node_id), rest_of_turn, actor)
 
     firsts = {
         "approve": lambda e: e.approve(node_id),
@@ -155,7 +159,7 @@ async def act(
         "edit": lambda e: e.edit(node_id, content, where.action, where.target),
     }
     if action in firsts:
-        return await _start(session, action, firsts[action], _advance)
+        return await _start(session, action, firsts[action], _advance, actor)
 
     # branch, retry and continue call the model at once, so that happens in the run; what
     # would refuse them is checked first, so the refusal reaches the caller.
@@ -176,7 +180,7 @@ async def act(
             new = await engine.retry(node_id)
         return await engine.advance(new.id)
 
-    return await _start(session, action, check, replay)
+    return await _start(session, action, check, replay, actor)
 
 
 async def stop(session: ChatSession) -> None:

@@ -226,6 +226,7 @@ def engine_for(session: ChatSession, observer: Observer | None = None) -> Engine
         observer,
     )
     engine.walk = WALKS.get(session.pk)
+    engine.conversation = str(session.pk)  # gen_ai.conversation.id of its traces
     return engine
 
 

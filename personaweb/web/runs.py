@@ -88,10 +88,13 @@ def _frames_for(session: ChatSession, engine: Engine) -> live.Frames:
     return live.Frames(session, engine.root.describe(), building.kind_of(session).director)
 
 
-async def start(session: ChatSession, trigger: str, job: Job, *, first: First | None = None) -> Run:
+async def start(
+    session: ChatSession, trigger: str, job: Job, *, first: First | None = None, actor: str = ""
+) -> Run:
     """Start a run on the session: `first` (a quick engine action such as approve or send) runs
-    now, so its refusal (ActionRefused) reaches the caller; `job` then runs as a task. Raises
-    RunBusy when the session already has a run, here or in another process."""
+    now, so its refusal (ActionRefused) reaches the caller; `job` then runs as a task. `actor`:
+    who asked (a user name), recorded with what they do. Raises RunBusy when the session
+    already has a run, here or in another process."""
     await sync_to_async(recovery.ensure_recovered)()
     run = await sync_to_async(_claim)(session, trigger)
     try:
@@ -99,6 +102,7 @@ async def start(session: ChatSession, trigger: str, job: Job, *, first: First | 
         engine = await sync_to_async(building.engine_for)(session)
         frames = await sync_to_async(_frames_for)(session, engine)
         engine.observer = live.Broadcaster(session.pk, frames)
+        engine.actor = actor
         result = await first(engine) if first is not None else None
     except BaseException as exc:
         await sync_to_async(_finish)(run.pk, RunStatus.STOPPED, str(exc), "")

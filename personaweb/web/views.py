@@ -339,6 +339,7 @@ async def node_action(request: AuthedRequest, pk: int, node_id: str, action: str
             text=request.POST.get("text", ""),
             content=request.POST.get("content", ""),
             route=request.POST.get("route", ""),
+            actor=(await request.auser()).get_username(),
         )
     except actions.Refused as exc:
         if exc.status == 404:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 from django import template
+from django.conf import settings
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -80,6 +82,21 @@ def number(value, digits: int = 2) -> str:
         return f"{float(value):.{int(digits)}f}"
     except (TypeError, ValueError):
         return ""
+
+
+@register.filter
+def trace_link(trace) -> str:
+    """Where a node's span is in the person's tracing backend (settings.TRACE_URL), or ""."""
+    url = settings.TRACE_URL
+    if not url or not isinstance(trace, dict):
+        return ""
+    trace_id, span_id = trace.get("trace_id"), trace.get("span_id")
+    # A session file may hold anything here: only real ids go into a link.
+    if not isinstance(trace_id, str) or not re.fullmatch(r"[0-9a-f]{32}", trace_id):
+        return ""
+    if not isinstance(span_id, str) or not re.fullmatch(r"[0-9a-f]{16}", span_id):
+        span_id = ""
+    return url.replace("{trace_id}", trace_id).replace("{span_id}", span_id)
 
 
 @register.filter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 from contextlib import ExitStack
 from pathlib import Path
@@ -39,6 +40,13 @@ def find_character(name: str) -> Any:
             return sheet
     known = ", ".join(s.name for s in sheets)
     raise CommandError(f"no character {name!r}; bundled characters: {known}")
+
+
+def login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment
+        return ""
 
 
 class Command(BaseCommand):
@@ -95,6 +103,7 @@ class Command(BaseCommand):
                 RunConfig(mode=mode),
                 ConsoleObserver(self.out),
             )
+            engine.actor = login_name()  # who approved, rejected, ... (and traces say so)
             chat = ConsoleChat(
                 engine, write=self.out, save_to=opts["save"] or opts["replay"], meta=meta
             )
