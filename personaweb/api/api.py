@@ -66,6 +66,6 @@ def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
     return api.create_response(request, {"detail": "the request body is too large"}, status=413)
 
 
-def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+def not_found(request: HttpRequest) -> HttpResponse:
     """Any other path under /api/ (a malformed id too): a JSON 404, like the API's own."""
     return JsonResponse({"detail": "Not Found"}, status=404)
