@@ -12,7 +12,9 @@ beside every HTML frame (web/live.py), never the HTML. The rules:
   waiting for a person —, failed, interrupted). Each `data:` line is one JSON object.
 - A comment line (`: keep-alive`) every KEEPALIVE_S seconds keeps proxies from closing it.
 - It ends with `end` (and closes) when the run named by `?run=` has finished (at once if it
-  already had), or after `?timeout=` seconds, or when the client goes away. A run's end is
+  already had); with `?next_run=true`, when the run going now, or else the next one to
+  start, has finished (open the stream, then act: nothing is missed); or after `?timeout=`
+  seconds; or when the client goes away. A run's end is
   also read from its Run row at each keep-alive, so a lost message cannot keep it open.
 """
 
@@ -28,6 +30,7 @@ from django.http import StreamingHttpResponse
 from ninja import Schema
 from pydantic import Field
 
+from personaweb.web.actions import Refused
 from personaweb.web.live import group_name
 from personaweb.web.models import ChatSession, Run, RunStatus
 
@@ -42,6 +45,9 @@ DESCRIPTION = (
 class EventsQuery(Schema):
     run: int | None = Field(
         default=None, ge=1, le=2**63 - 1, description="End the stream when this run has finished"
+    )
+    next_run: bool = Field(
+        default=False, description="End the stream when the run going now, or the next, ends"
     )
     timeout: int = Field(
         default=300, ge=0, le=MAX_TIMEOUT_S, description="End the stream after this many seconds"
@@ -73,7 +79,17 @@ async def _finished(session_id: int, run_id: int) -> Run | None:
     return None
 
 
-async def stream(session_id: int, run_id: int | None, timeout: float) -> AsyncIterator[str]:
+async def _running(session_id: int) -> int | None:
+    return (
+        await Run.objects.filter(session_id=session_id, status=RunStatus.RUNNING)
+        .values_list("pk", flat=True)
+        .afirst()
+    )
+
+
+async def stream(
+    session_id: int, run_id: int | None, timeout: float, *, next_run: bool = False
+) -> AsyncIterator[str]:
     layer = get_channel_layer()
     channel = await layer.new_channel()
     group = group_name(session_id)
@@ -86,6 +102,8 @@ async def stream(session_id: int, run_id: int | None, timeout: float) -> AsyncIt
             run = await Run.objects.filter(session_id=session_id, status="running").afirst()
         hello = {"session": session_id, "run": _run_data(run) if run is not None else None}
         yield sse("hello", hello)
+        if next_run and run is not None:
+            run_id = run.pk
         if run_id is not None and (done := await _finished(session_id, run_id)) is not None:
             yield sse("run_finished", _run_data(done))
             yield sse("end", {"reason": "run_finished"})
@@ -107,6 +125,11 @@ async def stream(session_id: int, run_id: int | None, timeout: float) -> AsyncIt
                 continue  # a frame without one (a reload marker, a flash): HTML only
             count += 1
             yield sse(str(summary.get("event", "change")), summary, count)
+            if next_run and run_id is None:
+                # A run that starts without a first node (a branch, a retry) announces no
+                # start: its first change does, and its Run row says which it is.
+                started = summary.get("run") if summary.get("event") == "run_started" else None
+                run_id = started or await _running(session_id)
             if summary.get("event") == "run_finished" and summary.get("run") == run_id:
                 yield sse("end", {"reason": "run_finished"})
                 return
@@ -116,7 +139,9 @@ async def stream(session_id: int, run_id: int | None, timeout: float) -> AsyncIt
 
 
 async def response(session: ChatSession, q: EventsQuery) -> StreamingHttpResponse:
-    body = stream(session.pk, q.run, float(q.timeout))
+    if q.run is not None and not await Run.objects.filter(session=session, pk=q.run).aexists():
+        raise Refused("no such run", 404)
+    body = stream(session.pk, q.run, float(q.timeout), next_run=q.next_run)
     response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on as it comes

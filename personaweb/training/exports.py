@@ -47,7 +47,12 @@ MAX_PERSONA = 300
 
 
 class FilterError(ValueError):
-    """A filter that names nothing of the person's, or is not a filter at all."""
+    """A filter that is not a filter at all (400), or names nothing of the person's (404:
+    another's session or character, like a missing one)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -75,11 +80,11 @@ class Filters:
         if (session_pk := pk("session")) is not None:
             session = ChatSession.objects.filter(owner=owner, pk=session_pk).first()
             if session is None:
-                raise FilterError("session: no such session")
+                raise FilterError("session: no such session", 404)
         if (character_pk := pk("character")) is not None:
             character = Character.objects.filter(owner=owner, pk=character_pk).first()
             if character is None:
-                raise FilterError("character: no such character")
+                raise FilterError("character: no such character", 404)
         persona = str(raw.get("persona") or "").strip().strip("/")
         if len(persona) > MAX_PERSONA:
             raise FilterError("persona: too long")

@@ -26,7 +26,7 @@ def download(owner: User, kind: str, raw: Mapping[str, Any]) -> HttpResponseBase
     try:
         filters = exports.Filters.parse(owner, raw)
     except exports.FilterError as exc:
-        return refuse(str(exc), 400)
+        return refuse(str(exc), exc.status)
     body = exports.jsonl(exports.records(owner, kind, filters))
     response = StreamingHttpResponse(body, content_type=CONTENT_TYPE)
     name = exports.filename(kind, filters)
