@@ -76,7 +76,7 @@ def test_every_operation_answers_as_its_schema_says(world, alice_token, llm_serv
         )
         @given(case=operation.as_strategy())
         def check(case):
-            collection = operation.path.split("/")[2]  # /api/<collection>/...
+            collection = case.operation.path.split("/")[2]  # /api/<collection>/...
             if "pk" in (case.path_parameters or {}):
                 case.path_parameters["pk"] = world[collection]
             if (
