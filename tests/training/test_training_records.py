@@ -83,7 +83,7 @@ def test_every_take_of_a_chain_loses_to_the_one_finally_kept():
         node("c", "f", NodeKind.PROPOSAL, NodeStatus.APPROVED),
     ]
     assert pairs(tree) == [("rejected", "a", "c"), ("feedback", "b", "c")]
-    feedback = [p for p in preference_pairs(tree, CTX) if p["rule"] == "feedback"][0]
+    feedback = next(p for p in preference_pairs(tree, CTX) if p["rule"] == "feedback")
     assert feedback["feedback"] == "shorter"
 
 
