@@ -45,7 +45,7 @@ def character_out(c: Character, *, sheet: bool = False) -> dict[str, Any]:
 
 
 def _sheet(body: schemas.CharacterIn, slug: str = "") -> CharacterSheet:
-    data = body.model_dump()
+    data = body.model_dump(exclude_unset=True)
     if slug:
         data["slug"] = slug
     try:

@@ -236,11 +236,33 @@ class CharacterDetail(CharacterOut):
 
 
 class CharacterIn(In):
-    """A character sheet: `name` and any of the sheet's fields (description, personality,
-    mood, goals, sample_lines, greeting, strategy, …); unknown fields are refused."""
+    """A character sheet, as the character page edits it (and a card's fields map to it). Only
+    `name` is required; what is left out takes the sheet's default. Unknown fields are
+    refused: they are usually typos. Limits are the sheet's own (a 400 names the field)."""
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-    name: str = Field(max_length=200)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    name: str = Field(max_length=1000)
+    description: str = ""
+    personality: str = ""
+    mood: str = ""
+    goals: list[str] = Field(default_factory=list)
+    sample_lines: list[str] = Field(default_factory=list, description="The character's voice")
+    greeting: str = ""
+    strategy: Strategy = "nested"
+    profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="LLM profiles by role (model, temperature, ...)"
+    )
+    talkativeness: float = Field(default=0.5, ge=0, le=1)
+    tags: list[str] = Field(default_factory=list)
+    scenario: str = ""
+    creator_notes: str = ""
+    system_prompt: str = ""
+    post_history_instructions: str = ""
+    alternate_greetings: list[str] = Field(default_factory=list)
+    group_greetings: list[str] = Field(default_factory=list)
+    character_book: dict[str, Any] | None = None
+    extensions: dict[str, Any] = Field(default_factory=dict)
+    card_extras: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- comparisons ------------------------------------------------------------------------------
