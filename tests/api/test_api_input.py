@@ -25,7 +25,7 @@ def refused(response, *statuses: int) -> bool:
 
 
 def test_malformed_and_huge_ids_are_json_404s(client, alice_token, base):
-    s, node = base
+    s, _ = base
     for path in (
         "/api/sessions/²",
         "/api/sessions/-1",
