@@ -144,7 +144,7 @@ def delete_character(request: HttpRequest, pk: int) -> Any:
     operation_id="export_card",
     openapi_extra={
         "responses": {
-            "200": {
+            200: {
                 "description": "The card file",
                 "content": {
                     "application/json": {"schema": {"type": "object"}},

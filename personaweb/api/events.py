@@ -118,7 +118,8 @@ async def stream(
                     yield sse("run_finished", _run_data(done))
                     yield sse("end", {"reason": "run_finished"})
                     return
-                yield ": keep-alive\n\n"
+                if deadline > loop.time():
+                    yield ": keep-alive\n\n"
                 continue
             summary = message.get("summary")
             if not isinstance(summary, dict):

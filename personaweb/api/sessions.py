@@ -290,7 +290,7 @@ async def get_run(request: HttpRequest, pk: int, run_pk: int) -> Any:
     operation_id="session_events",
     openapi_extra={
         "responses": {
-            "200": {
+            200: {
                 "description": events.DESCRIPTION,
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             }

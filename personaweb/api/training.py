@@ -41,7 +41,7 @@ class TrainingQuery(Schema):
     operation_id="training_data",
     openapi_extra={
         "responses": {
-            "200": {
+            200: {
                 "description": "JSON Lines: one record per line",
                 "content": {"application/jsonl": {"schema": {"type": "string"}}},
             }

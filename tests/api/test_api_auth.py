@@ -4,6 +4,7 @@ session cookie works too, with the pages' CSRF check (token calls need none)."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from django.contrib.staticfiles import finders
@@ -88,8 +89,18 @@ def test_a_cookie_call_needs_csrf_and_a_token_call_does_not(alice, alice_token):
     assert response.status_code == 201
 
 
+def no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys)), keys  # Swagger UI refuses a document that repeats one
+    return dict(pairs)
+
+
 def test_the_schema_and_the_docs_page_need_no_cdn(client):
-    schema = client.get("/api/openapi.json").json()
+    schema = json.loads(
+        client.get("/api/openapi.json").content, object_pairs_hook=no_duplicate_keys
+    )
+    events = schema["paths"]["/api/sessions/{pk}/events"]["get"]["responses"]["200"]
+    assert list(events["content"]) == ["text/event-stream"]
     assert schema["openapi"].startswith("3.")
     schemes = schema["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
