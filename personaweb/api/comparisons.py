@@ -24,7 +24,7 @@ from personaweb.compare import exports, metrics, running
 from personaweb.compare.forms import PREFIX, ComparisonForm, contender_formset
 from personaweb.compare.models import Comparison, Vote
 from personaweb.compare.setup import create_comparison
-from personaweb.compare.views import _labels_shown, _my_votes, cast_vote
+from personaweb.compare.views import _labels_shown, cast_vote
 from personaweb.web.access import ensure_characters
 from personaweb.web.actions import Refused
 
@@ -34,13 +34,14 @@ HIDDEN = ("contender", "strategy", "model", "temperature")
 """What a reply row of a blind comparison leaves out until its labels are shown."""
 
 
+def _votes(comparison: Comparison, user: User) -> dict[int, int]:
+    """The person's vote per line index: the contender's id."""
+    mine = Vote.objects.filter(comparison=comparison, voter=user)
+    return dict(mine.values_list("line_index", "contender_id"))
+
+
 def _shown(comparison: Comparison, user: User) -> bool:
-    votes = dict(
-        Vote.objects.filter(comparison=comparison, voter=user).values_list(
-            "line_index", "contender_id"
-        )
-    )
-    return _labels_shown(comparison, votes)
+    return _labels_shown(comparison, _votes(comparison, user))
 
 
 def comparison_out(comparison: Comparison, user: User) -> dict[str, Any]:
@@ -154,22 +155,13 @@ def _results(comparison: Comparison, user: User) -> dict[str, Any]:
         "blind": True,
         "labels_shown": False,
         "script": list(comparison.script),
-        "my_votes": _my_votes_of(comparison, user),
+        "my_votes": {str(line): pk for line, pk in _votes(comparison, user).items()},
         "replies": [
             {"letter": letters.get(r["contender"], "?")}
             | {k: v for k, v in r.items() if k not in HIDDEN and not k.startswith("style")}
             for r in rows
         ],
     }
-
-
-def _my_votes_of(comparison: Comparison, user: User) -> dict[str, int]:
-    class _Req:  # _my_votes reads request.user only
-        pass
-
-    req: Any = _Req()
-    req.user = user
-    return {str(line): contender for line, contender in _my_votes(req, comparison).items()}
 
 
 @router.get(

@@ -174,3 +174,20 @@ async def test_an_event_stream_without_a_run_ends_at_its_timeout(
         ("hello", {"session": session.pk, "run": None}),
         ("end", {"reason": "timeout"}),
     ]
+
+
+async def test_a_quiet_stream_sends_keep_alive_comments(
+    async_client, alice, alice_token, make_session, monkeypatch
+):
+    from asgiref.sync import sync_to_async
+
+    from personaweb.api import events
+
+    monkeypatch.setattr(events, "KEEPALIVE_S", 0.05)
+    session = await sync_to_async(make_session)(alice)
+    response = await async_client.get(
+        f"/api/sessions/{session.pk}/events", {"timeout": 1}, headers=bearer(alice_token)
+    )
+    text = "".join([chunk.decode() async for chunk in response.streaming_content])
+    assert text.startswith("event: hello\n") and text.endswith('data: {"reason": "timeout"}\n\n')
+    assert text.count(": keep-alive\n\n") >= 3
