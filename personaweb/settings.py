@@ -99,9 +99,12 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "ninja",  # its static files: Swagger UI for /api/docs, no CDN
     "personaweb.web",
     "personaweb.cast",
     "personaweb.compare",
+    "personaweb.api",
+    "personaweb.training",
 ]
 
 MIDDLEWARE = [

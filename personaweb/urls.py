@@ -1,4 +1,4 @@
-"""URL map: the app's pages, login/logout, and the admin."""
+"""URL map: the app's pages, login/logout, the admin, and the JSON API (/api/)."""
 
 from __future__ import annotations
 
@@ -12,5 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("characters/", include("personaweb.cast.urls")),
     path("compare/", include("personaweb.compare.urls")),
+    path("training/", include("personaweb.training.urls")),
+    path("", include("personaweb.api.urls")),
     path("", include("personaweb.web.urls")),
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
@@ -84,12 +85,21 @@ def _import(request: AuthedRequest, cap: CappedUploadHandler) -> HttpResponse:
         return _refuse(request, "choose a card file (JSON or PNG) to import", form=form)
     upload = form.cleaned_data["card"]
     data = upload.read(MAX_CARD_BYTES + 1)  # never more than the cap, whatever the handler
-    if len(data) > MAX_CARD_BYTES:
-        return _refuse(request, f"the card is larger than {_limit()}")
     try:
-        sheet = parse_card(data, upload.name or "")
+        character, note = import_card(request.user, data, upload.name or "")
     except CharacterError as exc:  # CardError is a CharacterError
         return _refuse(request, str(exc))
+    messages.success(request, f"Imported {upload.name}{note}")
+    return redirect("cast:detail", pk=character.pk)
+
+
+def import_card(owner: User, data: bytes, filename: str) -> tuple[Character, str]:
+    """A new character of `owner`'s from a card file (the page and the API), and a note on
+    what changed on the way in (a new name, a picture not kept). CharacterError says why a
+    card is refused; nothing is created then."""
+    if len(data) > MAX_CARD_BYTES:
+        raise CardError(f"the card is larger than {_limit()}")
+    sheet = parse_card(data, filename)
     # Only the picture is kept of the PNG: the card text is stored apart and written back in.
     picture = picture_of(data) if is_png(data) else None
     dropped = ""
@@ -98,29 +108,25 @@ def _import(request: AuthedRequest, cap: CappedUploadHandler) -> HttpResponse:
         check_exportable(sheet, picture)
     except CardError as exc:
         if picture is None:
-            return _refuse(request, str(exc))
+            raise
         try:
             check_exportable(sheet, None)  # the card fits without its picture: keep the card
         except CardError:
-            return _refuse(request, str(exc))
+            raise exc from None
         picture = None
         dropped = (
             " Its picture was not kept: with it, the card would export larger than can be "
             "imported back, so exports show a plain avatar."
         )
     wanted = sheet.name
-    name = store.free_name(request.user, store.numbered_names(wanted))
-    sheet = sheet.with_changes(name=name, slug=store.free_slug(request.user, sheet.slug))
-    try:
-        check_exportable(sheet, picture, headroom=0)  # renamed, it still reads back
-    except CardError as exc:
-        return _refuse(request, str(exc))
-    character = store.apply_sheet(Character(owner=request.user), sheet)
+    name = store.free_name(owner, store.numbered_names(wanted))
+    sheet = sheet.with_changes(name=name, slug=store.free_slug(owner, sheet.slug))
+    check_exportable(sheet, picture, headroom=0)  # renamed, it still reads back
+    character = store.apply_sheet(Character(owner=owner), sheet)
     character.avatar = picture
     character.save()
     note = "" if name == wanted else f" as {name} ({wanted} was taken)"
-    messages.success(request, f"Imported {upload.name}{note}.{dropped}")
-    return redirect("cast:detail", pk=character.pk)
+    return character, f"{note}.{dropped}"
 
 
 def _refuse(request: AuthedRequest, reason: str, form: ImportForm | None = None) -> HttpResponse:

@@ -16,8 +16,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
 
-from personaweb.characters.sheet import MAX_NAME, MAX_SLUG, CharacterSheet
+from personaweb.characters.cards import check_exportable
+from personaweb.characters.sheet import MAX_NAME, MAX_SLUG, CharacterError, CharacterSheet
 from personaweb.web.models import Character
 
 # The Character row allows longer slugs than the sheet; the sheet's limit is the binding one.
@@ -37,6 +39,34 @@ def apply_sheet(character: Character, sheet: CharacterSheet) -> Character:
     character.name = sheet.name
     character.slug = sheet.slug
     character.data = sheet.to_dict()
+    return character
+
+
+def save_new(owner: User, sheet: CharacterSheet) -> Character:
+    """A new character of `owner`'s from a validated sheet (the page's form and the API).
+    CharacterError, naming the field, when the name is taken or the card would not export."""
+    if name_taken(owner, sheet.name):
+        raise CharacterError(f"name: you already have a character called {sheet.name!r}")
+    sheet = sheet.with_changes(slug=free_slug(owner, sheet.slug))
+    return _save(Character(owner=owner), sheet)
+
+
+def save_edit(character: Character, sheet: CharacterSheet) -> Character:
+    """The character with a new sheet (its slug kept: see the naming rules)."""
+    if name_taken(character.owner, sheet.name, exclude_pk=character.pk):
+        raise CharacterError(f"name: you already have a character called {sheet.name!r}")
+    return _save(character, sheet.with_changes(slug=character.slug))
+
+
+def _save(character: Character, sheet: CharacterSheet) -> Character:
+    # Only what exports within the import limit is stored, so whatever is exported imports.
+    check_exportable(sheet, bytes(character.avatar) if character.avatar else None)
+    try:
+        with transaction.atomic():
+            apply_sheet(character, sheet).save()
+    except IntegrityError:
+        # A concurrent save took the slug first.
+        raise CharacterError(f"name: {sheet.name!r} was just taken; choose another") from None
     return character
 
 

@@ -6,11 +6,11 @@ missing one, so ids reveal nothing. Card import and export live in `card_views.p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.db.models.functions import Lower
 from django.http import HttpResponse
@@ -21,7 +21,7 @@ from personaweb.cast import card_page, store
 from personaweb.cast.forms import PROFILE_ROLES, CharacterForm, ImportForm, LorebookImportForm
 from personaweb.cast.models import Lorebook
 from personaweb.cast.sessions import default_user_name
-from personaweb.characters.cards import MAX_CARD_BYTES, CardError, check_exportable
+from personaweb.characters.cards import MAX_CARD_BYTES
 from personaweb.characters.sheet import CharacterError, CharacterSheet
 from personaweb.web.access import AuthedRequest, ensure_characters
 from personaweb.web.models import Character
@@ -110,15 +110,10 @@ def character_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 def character_new(request: AuthedRequest) -> HttpResponse:
     form = CharacterForm(request.POST or None)
     if request.method == "POST" and form.is_valid() and form.sheet is not None:
-        sheet = form.sheet
-        if store.name_taken(request.user, sheet.name):
-            form.add_error("name", f"name: you already have a character called {sheet.name!r}")
-        else:
-            sheet = sheet.with_changes(slug=store.free_slug(request.user, sheet.slug))
-            character = _save(request, form, Character(owner=request.user), sheet)
-            if character is not None:
-                messages.success(request, f"Created {character.name}.")
-                return redirect("cast:detail", pk=character.pk)
+        character = _save(form, lambda sheet: store.save_new(request.user, sheet))
+        if character is not None:
+            messages.success(request, f"Created {character.name}.")
+            return redirect("cast:detail", pk=character.pk)
     return _form_page(request, form, None, status=400 if form.errors else 200)
 
 
@@ -131,13 +126,10 @@ def character_edit(request: AuthedRequest, pk: int) -> HttpResponse:
     except CharacterError as exc:
         return broken(character, exc)
     form = CharacterForm(request.POST or None, base=base)
-    if request.method == "POST" and form.is_valid() and form.sheet is not None:
-        sheet = form.sheet
-        if store.name_taken(request.user, sheet.name, exclude_pk=character.pk):
-            form.add_error("name", f"name: you already have a character called {sheet.name!r}")
-        elif _save(request, form, character, sheet) is not None:
-            messages.success(request, f"Saved {character.name}.")
-            return redirect("cast:detail", pk=character.pk)
+    saving = request.method == "POST" and form.is_valid() and form.sheet is not None
+    if saving and _save(form, lambda sheet: store.save_edit(character, sheet)) is not None:
+        messages.success(request, f"Saved {character.name}.")
+        return redirect("cast:detail", pk=character.pk)
     return _form_page(request, form, character, status=400 if form.errors else 200)
 
 
@@ -182,23 +174,14 @@ def _slug_of(name: str) -> str:
     return CharacterSheet(name=name).slug
 
 
-def _save(
-    request: AuthedRequest, form: CharacterForm, character: Character, sheet: CharacterSheet
-) -> Character | None:
-    """Save, or put a form error if a concurrent save took the slug first, or if the character
-    would export larger than can be imported back (nothing saved)."""
+def _save(form: CharacterForm, save: Callable[[CharacterSheet], Character]) -> Character | None:
+    """Save the form's sheet, or put the reason on the field it names (nothing saved)."""
+    assert form.sheet is not None
     try:
-        check_exportable(sheet, bytes(character.avatar) if character.avatar else None)
-    except CardError as exc:
-        form.add_error(None, str(exc))
+        return save(form.sheet)
+    except CharacterError as exc:
+        form.add_error(form.field_for(str(exc)), str(exc))
         return None
-    try:
-        with transaction.atomic():
-            store.apply_sheet(character, sheet).save()
-    except IntegrityError:
-        form.add_error("name", f"name: {sheet.name!r} was just taken; choose another")
-        return None
-    return character
 
 
 def _form_page(

@@ -10,6 +10,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,6 +25,7 @@ from personaweb.compare.models import Comparison, Vote
 from personaweb.compare.setup import create_comparison, specs_of
 from personaweb.web import recovery, runs
 from personaweb.web.access import AuthedRequest, ensure_characters, refuse
+from personaweb.web.actions import Refused
 from personaweb.web.ids import parse_index, parse_pk
 from personaweb.web.models import ChatSession
 
@@ -252,25 +254,40 @@ def _board_response(request: AuthedRequest, comparison: Comparison) -> HttpRespo
     return redirect(comparison)
 
 
+def cast_vote(comparison: Comparison, voter: User, line: object, contender_id: object) -> Vote:
+    """A person's pick of the best reply to one line (the page and the API); a second vote
+    on the same line replaces the first."""
+    if not comparison.blind:
+        raise Refused("votes are for blind comparisons", 400)
+    line_index = parse_index(line, len(comparison.script))
+    contender_pk = parse_pk(contender_id)
+    if line_index is None or contender_pk is None:
+        raise Refused("a vote names a line of the script and a contender", 400)
+    contender = comparison.contenders.filter(pk=contender_pk).first()
+    if contender is None:
+        raise Refused("that contender is not in this comparison", 400)
+    vote, _ = Vote.objects.update_or_create(
+        comparison=comparison,
+        line_index=line_index,
+        voter=voter,
+        defaults={"contender": contender},
+    )
+    return vote
+
+
 @require_POST
 @login_required
 def vote(request: AuthedRequest, pk: int) -> HttpResponse:
     comparison = owned(request, pk)
-    if not comparison.blind:
-        return refuse("votes are for blind comparisons", 400)
-    line_index = parse_index(request.POST.get("line", ""), len(comparison.script))
-    contender_pk = parse_pk(request.POST.get("contender", ""))
-    if line_index is None or contender_pk is None:
-        return refuse("a vote names a line of the script and a contender", 400)
-    contender = comparison.contenders.filter(pk=contender_pk).first()
-    if contender is None:
-        return refuse("that contender is not in this comparison", 400)
-    Vote.objects.update_or_create(
-        comparison=comparison,
-        line_index=line_index,
-        voter=request.user,
-        defaults={"contender": contender},
-    )
+    try:
+        cast_vote(
+            comparison,
+            request.user,
+            request.POST.get("line", ""),
+            request.POST.get("contender", ""),
+        )
+    except Refused as exc:
+        return refuse(exc.message, exc.status)
     return _board_response(request, comparison)
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,7 +21,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from personaweb.cast import sessions as card_sessions
 from personaweb.personas import Engine, Node, NodeKind
 from personaweb.personas.state import NextKind
-from personaweb.web import building, runs
+from personaweb.web import actions, runs
 from personaweb.web.access import AuthedRequest, aowned_session, ensure_characters, refuse
 from personaweb.web.group_forms import ORDER_CHOICES, POLICY_CHOICES, GroupChatForm
 from personaweb.web.models import ChatSession, Hierarchy, Mode
@@ -42,23 +41,7 @@ def group_new(request: AuthedRequest) -> HttpResponse:
     form = GroupChatForm(request.POST, owner=request.user)
     if not form.is_valid():
         return render(request, "web/group_new.html", {"form": form}, status=400)
-    members = form.cleaned_data["members"]
-    title = form.cleaned_data["title"].strip() or "Group: " + ", ".join(m.name for m in members)
-    with transaction.atomic():
-        session = ChatSession.objects.create(
-            owner=request.user,
-            title=title[:200],
-            hierarchy=Hierarchy.GROUP,
-            strategy=form.cleaned_data["strategy"],
-            mode=form.cleaned_data["mode"],
-            members=[m.pk for m in members],
-            group_settings=form.group_settings(),
-            profiles=form.profiles(),
-        )
-        # Each member's chosen greeting opens the chat; the person's name; lorebooks.
-        card_sessions.start(
-            session, form.cleaned_data["card_choices"], building.hierarchy_for(session)
-        )
+    session = actions.create_group(request.user, form)
     return redirect(session)
 
 

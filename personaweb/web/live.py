@@ -15,6 +15,9 @@ The rules:
 - **No frame exceeds FRAME_LIMIT.** Should one, browsers are told to reload their panes
   instead, so nothing is lost (daphne drops a socket whose message is over 1 MiB).
 - **Order is kept.** Frames go out in the order their changes happened, tokens included.
+- **Each frame carries a summary beside its HTML** (`summary_of`, `run_summary`): what changed
+  as plain data (node id, kind, status, persona, the next step; a run's start and end), for
+  clients that read no HTML, such as the API's event stream. Browsers get the HTML only.
 """
 
 from __future__ import annotations
@@ -63,8 +66,11 @@ async def publish(session_id: int, event: dict[str, Any]) -> None:
     await get_channel_layer().group_send(group_name(session_id), event)
 
 
-async def publish_html(session_id: int, html: str) -> None:
-    await publish(session_id, {"type": "frame", "html": guard(html)})
+async def publish_html(session_id: int, html: str, summary: dict[str, Any] | None = None) -> None:
+    event: dict[str, Any] = {"type": "frame", "html": guard(html)}
+    if summary is not None:
+        event["summary"] = summary
+    await publish(session_id, event)
 
 
 def guard(html: str) -> str:
@@ -125,6 +131,36 @@ def snapshot(node: Node, state: PathState | None, created: bool, running: bool =
         len(state.transcript),
         running,
     )
+
+
+def summary_of(item: Change | Tokens) -> dict[str, Any]:
+    """A change as plain data: the frame's summary (see the module rules)."""
+    node = item.node
+    about: dict[str, Any] = {"id": node.id, "persona": node.persona, "kind": node.kind.value}
+    if isinstance(item, Tokens):
+        return {"event": "tokens", "node": about, "text": item.text}
+    about |= {
+        "parent_id": node.parent_id,
+        "status": node.status.value,
+        "action": node.action.value if node.action else None,
+        "target": node.target,
+        "content": node.content,
+    }
+    summary: dict[str, Any] = {"event": "node_created" if item.created else "node_updated"}
+    summary["node"] = about
+    if item.next is not None:
+        summary["next"] = {
+            "kind": item.next.kind.value,
+            "persona": item.next.persona,
+            "node_id": item.next.node_id,
+        }
+    return summary
+
+
+def run_summary(run_id: int, status: str, *, leaf: str = "", error: str = "") -> dict[str, Any]:
+    """A run's start (status "running") or end (its final status) as plain data."""
+    event = "run_started" if status == "running" else "run_finished"
+    return {"event": event, "run": run_id, "status": str(status), "leaf": leaf, "error": error}
 
 
 class Frames:
@@ -310,7 +346,7 @@ class Broadcaster:
             assert frames is not None
             render = sync_to_async(frames.render, thread_sensitive=False)
         self._render = render
-        self._send = send or (lambda html: publish_html(session_id, html))
+        self._send = send
         self._clock = clock
         self._call_later = call_later
 
@@ -373,7 +409,9 @@ class Broadcaster:
                 return
             try:
                 html = await self._render(item)
-                if html:
+                if html and self._send is not None:
                     await self._send(html)
+                elif html:
+                    await publish_html(self.session_id, html, summary_of(item))
             except Exception:
                 log.exception("a live frame of session %s failed", self.session_id)

@@ -110,7 +110,9 @@ async def start(
     if isinstance(result, Node):
         await Run.objects.filter(pk=run.pk).aupdate(start_node=result.id)
         state = await engine.state(result.id)
-        await _publish_run(session, frames, state, running=True)
+        await _publish_run(
+            session, frames, state, running=True, summary=live.run_summary(run.pk, "running")
+        )
     task = asyncio.create_task(_execute(run, session, engine, frames, job, result))
     task.set_name(f"run-{run.pk}")
     _tasks[session.pk] = (run.pk, task)
@@ -155,19 +157,25 @@ async def _execute(
         if _tasks.get(run.session_id, (0, None))[1] is asyncio.current_task():
             del _tasks[run.session_id]
         with contextlib.suppress(Exception):
-            await _publish_run(session, frames, state, running=False)
+            summary = live.run_summary(run.pk, str(status), leaf=leaf, error=error)
+            await _publish_run(session, frames, state, running=False, summary=summary)
 
 
 async def _publish_run(
-    session: ChatSession, frames: live.Frames, state: PathState | None, *, running: bool
+    session: ChatSession,
+    frames: live.Frames,
+    state: PathState | None,
+    *,
+    running: bool,
+    summary: dict[str, Any],
 ) -> None:
     if state is None:
-        await live.publish_html(session.pk, live.reload_marker("runbar personas"))
+        await live.publish_html(session.pk, live.reload_marker("runbar personas"), summary)
         return
     side = side_of(session, frames.root, state, running, director=frames.director)
     lines = tuple(state.transcript[-TRANSCRIPT_WINDOW:])
     html = await sync_to_async(frames.run_changed, thread_sensitive=False)(side, lines)
-    await live.publish_html(session.pk, html)
+    await live.publish_html(session.pk, html, summary)
 
 
 def _flash(message: str) -> str:

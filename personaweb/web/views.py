@@ -8,20 +8,16 @@ Views that start runs are async, so the run's task lives on the server's event l
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from personaweb.cast import sessions as card_sessions
-from personaweb.llm.types import LLMProfile
 from personaweb.personas import (
-    build_hierarchy,
     export_tree,
 )
-from personaweb.web import actions, building, fragments, groups, recovery, runs
+from personaweb.web import actions, fragments, groups, recovery
 from personaweb.web.access import (
     AuthedRequest,
     aowned_session,
@@ -29,43 +25,17 @@ from personaweb.web.access import (
     owned_session,
     refuse,
 )
-from personaweb.web.ids import parse_pk
 from personaweb.web.models import (
     Character,
     ChatSession,
     Hierarchy,
-    Mode,
     Strategy,
 )
 from personaweb.web.panes import TREE_WINDOW
 from personaweb.web.session_format import export_meta
 from personaweb.web.store import OrmStore, load_tree
 
-
-def _flag(post, name: str, default: bool = True) -> bool:
-    """A checkbox sent with a hidden "off" before it: the last value wins; absent: default."""
-    values = post.getlist(name)
-    return default if not values else values[-1] in ("on", "1", "true", "yes")
-
-
 # --- home and new sessions --------------------------------------------------------------------
-
-
-def persona_infos(hierarchy: str, strategy: str = "nested"):
-    """The personas a new session of this kind will have (for its model/temperature fields)."""
-    if hierarchy == "dialogue":
-        root = build_hierarchy("dialogue", character={"name": "Character"}, strategy=strategy)
-    else:
-        root = build_hierarchy(hierarchy)
-    return [{"depth": d, "info": info} for d, info in root.describe().walk()]
-
-
-def _kind(get) -> tuple[str, str] | None:
-    hierarchy = get.get("hierarchy", Hierarchy.DIALOGUE)
-    strategy = get.get("strategy", Strategy.NESTED)
-    if hierarchy not in (Hierarchy.DIALOGUE, Hierarchy.CODE) or strategy not in Strategy.values:
-        return None
-    return hierarchy, strategy
 
 
 @require_GET
@@ -84,7 +54,7 @@ def home(request: AuthedRequest) -> HttpResponse:
         {
             "sessions": sessions,
             "characters": Character.objects.filter(owner=request.user),
-            "persona_infos": persona_infos("dialogue"),
+            "persona_infos": actions.persona_infos("dialogue"),
             "strategies": Strategy.choices,
         },
     )
@@ -93,77 +63,23 @@ def home(request: AuthedRequest) -> HttpResponse:
 @require_GET
 @login_required
 def profile_fields(request: AuthedRequest) -> HttpResponse:
-    kind = _kind(request.GET)
+    kind = actions.session_kind(request.GET)
     if kind is None:
         return refuse("unknown hierarchy or strategy", 400)
-    return render(request, "web/home.html#profile-fields", {"persona_infos": persona_infos(*kind)})
-
-
-def _profiles_from_form(post, hierarchy: str, strategy: str) -> dict[str, dict]:
-    profiles = {}
-    for item in persona_infos(hierarchy, strategy):
-        info = item["info"]
-        if info.role_kind == "code":
-            continue
-        model = post.get(f"model:{info.path}", "").strip()[:200]
-        raw_t = post.get(f"temperature:{info.path}", "").strip()
-        try:
-            temperature = float(raw_t) if raw_t else info.profile.temperature
-        except ValueError:
-            raise ValueError(f"temperature for {info.path} must be a number") from None
-        if not 0 <= temperature <= 2:
-            raise ValueError(f"temperature for {info.path} must be between 0 and 2")
-        if model != info.profile.model or temperature != info.profile.temperature:
-            profile = LLMProfile(
-                model=model,
-                temperature=temperature,
-                max_tokens=info.profile.max_tokens,
-                timeout_s=info.profile.timeout_s,
-            )
-            profiles[info.path] = profile.to_dict()
-    return profiles
+    return render(
+        request, "web/home.html#profile-fields", {"persona_infos": actions.persona_infos(*kind)}
+    )
 
 
 @require_POST
 @login_required
 def session_new(request: AuthedRequest) -> HttpResponse:
-    kind = _kind(request.POST)
-    mode = request.POST.get("mode", Mode.REVIEW)
-    if kind is None:
-        return refuse("unknown hierarchy or strategy", 400)
-    hierarchy, strategy = kind
-    if mode not in Mode.values:
-        return refuse(f"unknown mode {mode!r}", 400)
-    character = None
-    if request.POST.get("character"):
-        if (character_pk := parse_pk(request.POST["character"])) is None:
-            return refuse("unknown character", 400)
-        character = get_object_or_404(Character, pk=character_pk, owner=request.user)
-    if hierarchy == Hierarchy.DIALOGUE and character is None:
-        return refuse("a dialogue session needs a character", 400)
     try:
-        profiles = _profiles_from_form(request.POST, hierarchy, strategy)
-        # The card side of the form: the person's name, the greeting, session lorebooks.
-        cast = [character] if character is not None and hierarchy == Hierarchy.DIALOGUE else []
-        choices = card_sessions.read_choices(request.POST, request.user, cast, group=False)
-    except ValueError as exc:
-        return refuse(str(exc), 400)
-    title = request.POST.get("title", "").strip()[:200]
-    if not title:
-        title = f"{character.name} · {hierarchy}" if character else f"{hierarchy} session"
-    with transaction.atomic():
-        session = ChatSession.objects.create(
-            owner=request.user,
-            title=title,
-            character=character if hierarchy == Hierarchy.DIALOGUE else None,
-            hierarchy=hierarchy,
-            strategy=strategy,
-            mode=mode,
-            guided=_flag(request.POST, "guided"),
-            profiles=profiles,
-        )
-        if session.character is not None:
-            card_sessions.start(session, choices, building.hierarchy_for(session))
+        session = actions.create_session(request.user, request.POST)
+    except actions.Refused as exc:
+        if exc.status == 404:
+            raise Http404(exc.message) from None
+        return refuse(exc.message, exc.status)
     return redirect(session)
 
 
@@ -273,7 +189,7 @@ def set_mode(request: AuthedRequest, pk: int) -> HttpResponse:
             session,
             request.POST.get("mode", session.mode),
             request.POST.getlist("breakpoints"),
-            _flag(request.POST, "guided", session.guided),
+            actions.flag(request.POST, "guided", session.guided),
         )
     except actions.Refused as exc:
         return refuse(exc.message, exc.status)
@@ -297,9 +213,10 @@ def export(request: AuthedRequest, pk: int) -> HttpResponse:
 @login_required
 def delete(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
-    if runs.is_running(session.pk):
-        return refuse("stop the run before deleting the session")
-    session.delete()
+    try:
+        actions.delete_session(session)
+    except actions.Refused as exc:
+        return refuse(exc.message, exc.status)
     if request.htmx:
         return HttpResponseClientRedirect("/")
     return redirect("home")

@@ -2,7 +2,8 @@
 someone else's (bob's), is a 4xx for GET and POST alike, never a server error.
 
 The admin (Django's own, staff only) is left out; everything else is found by walking
-personaweb.urls, so a new page is covered the day it is added.
+personaweb.urls, so a new page is covered the day it is added. The JSON API (/api/) is walked
+too, signed in by the session cookie as its docs page is (its token side has tests/api/).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from personaweb.api import tokens
 from personaweb.compare.setup import ContenderSpec, create_comparison
-from personaweb.web.models import Character, ChatSession
+from personaweb.web.models import Character, ChatSession, Run
 from tests.web.test_views import chain
 
 pytestmark = pytest.mark.usefixtures("clean_runs")
@@ -39,6 +41,17 @@ FORM = {
     "contender": "²",
     "members": "²",
     "speaker": "²",
+}
+# The API reads JSON: the same fields, typed as its schemas want them, so that an operation
+# gets past its body's validation to its id checks.
+API_BODY = {
+    "text": "hello",
+    "content": "an edit",
+    "mode": "review",
+    "line": 0,
+    "contender": 1,
+    "label": "note",
+    "score": 1,
 }
 QUERY = {"window": "²", "node": "²", "from": "²", "part": "columns", "hierarchy": "dialogue"}
 
@@ -74,7 +87,7 @@ ROUTES = list(walk(get_resolver().url_patterns))
 def test_the_walk_finds_every_app():
     # If the walk broke, every test below would pass on nothing.
     prefixes = {r.route.split("/", 1)[0] for r in ROUTES}
-    assert {"s", "characters", "compare", "sessions", "groups", "accounts"} <= prefixes
+    assert {"s", "characters", "compare", "sessions", "groups", "accounts", "api"} <= prefixes
     assert len([r for r in ROUTES if r.params]) >= 20
 
 
@@ -101,8 +114,18 @@ def objects_of(owner) -> dict[str, dict[str, str]]:
     )
     contender = comparison.contenders.first()
     assert contender is not None
-    common = {"node_id": node.id, "action": "approve", "fmt": "json", "name": "score"}
+    run = Run.objects.create(session=session, trigger="send", status="done", start_node=node.id)
+    token = tokens.create(owner, "script").row
+    common = {
+        "node_id": node.id,
+        "action": "approve",
+        "fmt": "v2.json",
+        "name": "score",
+        "kind": "preferences",
+        "run_pk": str(run.pk),
+    }
     return {
+        "token": {**common, "pk": str(token.pk)},
         "web": {**common, "pk": str(session.pk), "other": str(group.pk)},
         "group": {**common, "pk": str(group.pk), "other": str(group.pk)},
         "compare": {
@@ -115,19 +138,22 @@ def objects_of(owner) -> dict[str, dict[str, str]]:
 
 
 def app_of(route: Route) -> str:
-    if route.route.startswith("characters/"):
+    if route.route.startswith(("characters/", "api/characters")):
         return "cast"
-    if route.route.startswith("compare/"):
+    if route.route.startswith(("compare/", "api/comparisons")):
         return "compare"
+    if route.route.startswith("tokens/"):
+        return "token"
     return "group" if route.name.startswith("group_") else "web"
 
 
 def answers(client, url: str) -> list[tuple[str, int]]:
     """GET (with query parameters) and POST (with form fields) of one URL."""
-    return [
-        ("GET", client.get(url, QUERY).status_code),
-        ("POST", client.post(url, FORM).status_code),
-    ]
+    if url.startswith("/api/"):
+        posted = client.post(url, API_BODY, content_type="application/json")
+    else:
+        posted = client.post(url, FORM)
+    return [("GET", client.get(url, QUERY).status_code), ("POST", posted.status_code)]
 
 
 @pytest.fixture
@@ -164,7 +190,7 @@ def test_someone_elses_id_is_a_404_like_a_missing_one(client, alice, world):
     for route in WITH_IDS:
         theirs, mine = world["bob"][app_of(route)], world["alice"][app_of(route)]
         for param in route.params:
-            if param in ("action", "fmt", "name"):
+            if param in ("action", "fmt", "name", "kind"):
                 continue  # names, not ids of anything anyone owns
             url = route.url({**mine, param: theirs[param]})
             for method, status in answers(client, url):

@@ -1,0 +1,1 @@
+"""Review decisions as training data: preference pairs, supervised examples, blind votes."""
