@@ -34,7 +34,13 @@ from typing import Any, ClassVar, Protocol
 from personaweb.characters.lorebook import Lorebook, LoreScan, Position, read_book, scan
 from personaweb.characters.macros import DEFAULT_USER, card_macros, fill_original
 from personaweb.llm.types import ChatMessage, LLMProfile
-from personaweb.personas.persona import BasicPersona, Prompt, ProposeContext, render_basic_event
+from personaweb.personas.persona import (
+    BasicPersona,
+    Prompt,
+    ProposeContext,
+    basic_messages,
+    render_events,
+)
 from personaweb.personas.state import Event
 
 DEFAULT_LORE_BUDGET = 1024
@@ -208,7 +214,7 @@ class InCharacterPersona(BasicPersona):
     def compose(self, events: Sequence[Event], window: int | None = None) -> Prompt:
         """The prompt for these events, pure: the system prompt with the lore the recent
         messages trigger, the history, the post-history instructions last."""
-        history = [m for event in events for m in render_basic_event(event)]
+        history = render_events(events, basic_messages)
         lore = scan(
             self.character.lorebooks, [m.content for m in history], budget=lore_budget(window)
         )

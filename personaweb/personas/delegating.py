@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from personaweb.llm.schema import validate
 from personaweb.llm.types import CallRecord, ChatMessage, LLMProfile
-from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona, rendered
+from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona, render_events
 from personaweb.personas.proposal import ProposedResponse
 from personaweb.personas.state import Event, EventKind
 from personaweb.personas.tree import Action
@@ -205,10 +205,8 @@ class DelegatingPersona(ResponseDrivenPersona):
         )
 
     def build_messages(self, events: Sequence[Event]) -> list[ChatMessage]:
-        messages = [ChatMessage("system", self.system_prompt())]
-        for event in events:
-            messages.extend(rendered(event, _render_coordinator_event))
-        return messages
+        rest = render_events(events, _render_coordinator_event)
+        return [ChatMessage("system", self.system_prompt()), *rest]
 
     def check(self, value: Any, moves: Sequence[Move] | None = None) -> list[str]:
         """Errors beyond the schema: a delegation must name a real child, and under a plan

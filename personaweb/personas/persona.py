@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from personaweb.llm import calls
 from personaweb.llm.types import CallRecord, ChatMessage, ChatModel, LLMProfile
 from personaweb.personas.proposal import Deliberation, ProposalFailed, ProposedResponse
-from personaweb.personas.state import Event, EventKind
+from personaweb.personas.state import Event, EventKind, EventList
 from personaweb.personas.tree import Action, Node
 
 TokenCallback = Callable[[str], Awaitable[None]]
@@ -292,10 +292,7 @@ class BasicPersona(ResponseDrivenPersona):
 
     def build_messages(self, events: Sequence[Event]) -> list[ChatMessage]:
         """The prompt for the next call: pure, testable without a model."""
-        messages = [ChatMessage("system", self.system_prompt)]
-        for event in events:
-            messages.extend(render_basic_event(event))
-        return messages
+        return [ChatMessage("system", self.system_prompt), *render_events(events, basic_messages)]
 
     async def prompt(self, ctx: ProposeContext, events: Sequence[Event]) -> Prompt:
         """The next call's prompt and what to note about it. A persona whose prompt needs more
@@ -353,12 +350,23 @@ def rendered(event: Event, render: Callable[[Event], list[ChatMessage]]) -> list
     return messages
 
 
+def render_events(
+    events: Sequence[Event], render: Callable[[Event], list[ChatMessage]]
+) -> list[ChatMessage]:
+    """Events as messages: a path's own event list renders only what is new since the last
+    step (EventList); any other sequence is rendered event by event (see `rendered`)."""
+    if isinstance(events, EventList):
+        return events.rendered_by(render)
+    return [m for event in events for m in rendered(event, render)]
+
+
 def render_basic_event(event: Event) -> list[ChatMessage]:
     """How a basic persona sees one event (see `rendered`)."""
-    return rendered(event, _render_basic)
+    return rendered(event, basic_messages)
 
 
-def _render_basic(event: Event) -> list[ChatMessage]:
+def basic_messages(event: Event) -> list[ChatMessage]:
+    """How a basic persona sees one event, uncached (render_basic_event caches it)."""
     if event.kind is EventKind.INBOUND:
         return [ChatMessage("user", event.text)]
     if event.kind in (EventKind.OWN, EventKind.SUPERSEDED):

@@ -33,7 +33,7 @@ path, so both always agree.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -140,6 +140,31 @@ class TranscriptLine:
     """True when the line is a reply the token limit cut off."""
 
 
+class EventList(list[Event]):
+    """A persona's events on a path (a list), which also keeps its events rendered as
+    messages, renderer by renderer, so a history that grows by a few events a step is rendered
+    a few events a step (`rendered_by`). Only the tail of a path's events ever changes (a leaf
+    read again), and that is what is rendered again."""
+
+    def rendered_by(self, render: Callable[[Event], list[Any]]) -> list[Any]:
+        """Every event's messages in order, as `render` makes them (the list is the cache's
+        own: read it, never change it)."""
+        cache: dict[Any, tuple[list[Event], list[Any], list[int]]] = self.__dict__.setdefault(
+            "_renders", {}
+        )
+        done, messages, ends = cache.setdefault(render, ([], [], []))
+        kept = min(len(done), len(self))
+        while kept and done[kept - 1] is not self[kept - 1]:
+            kept -= 1
+        if kept < len(done):
+            del done[kept:], messages[ends[kept - 1] if kept else 0 :], ends[kept:]
+        for event in self[kept:]:
+            done.append(event)
+            messages.extend(render(event))
+            ends.append(len(messages))
+        return messages
+
+
 @dataclass
 class PathState:
     """Everything derivable from a path."""
@@ -148,7 +173,7 @@ class PathState:
     """The nodes root -> leaf."""
     stack: list[str] = field(default_factory=list)
     """Active personas, outermost first; the last one is working."""
-    events: dict[str, list[Event]] = field(default_factory=lambda: defaultdict(list))
+    events: dict[str, EventList] = field(default_factory=lambda: defaultdict(EventList))
     """Per persona path, every event on this path."""
     activations: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     """Per persona path, how many inbound messages it received."""
@@ -174,7 +199,7 @@ class PathState:
     def current(self, persona: str) -> Sequence[Event]:
         """Events of the persona's latest activation only (what a stateless persona sees).
         They are the last events of its history, so they are found from the end."""
-        events = self.events.get(persona, [])
+        events: Sequence[Event] = self.events.get(persona, ())
         latest = self.activations.get(persona, 0)
         start = len(events)
         while start > 0 and events[start - 1].activation == latest:

@@ -6,11 +6,12 @@ This module holds the node type, the store port, an in-memory store and JSON exp
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -134,7 +135,10 @@ class Node:
         )
 
     def copy(self) -> Node:
-        return replace(self, data=dict(self.data))
+        """A copy whose data can change without changing this node's."""
+        twin = copy.copy(self)  # several times quicker than dataclasses.replace
+        twin.data = dict(self.data)
+        return twin
 
 
 class NodeNotFound(KeyError):
