@@ -72,8 +72,14 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check personaweb tests bench
 	$(PY) -m mypy personaweb
 
+# The benchmarks print their tables, then one line per target. bench/requirements.txt holds
+# what they need beyond the product (LangGraph, the peer; a WebSocket client).
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_debugger.py
+	$(PY) bench/bench_frames.py
+	$(PY) bench/bench_scaleout.py
 	$(PY) bench/bench_guided.py
 
 clean:

@@ -159,12 +159,6 @@ def _first_line(session: ChatSession) -> str | None:
     return first.id if first is not None else None
 
 
-def _show(session_id: int, node_id: str) -> None:
-    # The run made sample branches after the conversation's last turn: open the debugger on
-    # the conversation itself.
-    ChatSession.objects.filter(pk=session_id).update(active_node=node_id)
-
-
 async def _start_one(
     contender: Contender, script: list[str], samples: int, *, retries: int
 ) -> None:
@@ -173,9 +167,9 @@ async def _start_one(
     root = await sync_to_async(_first_line)(session)
 
     async def job(engine: Engine, _first: None) -> Node:
-        leaf = await play_script(engine, script, root, samples=samples, retries=retries)
-        await sync_to_async(_show)(session.pk, leaf.id)
-        return leaf
+        # The run ends on the conversation (sample 1's last reply), not on the last sample
+        # branch: the debugger opens where the job ends (runs._finish).
+        return await play_script(engine, script, root, samples=samples, retries=retries)
 
     try:
         await runs.start(session, TRIGGER, job)

@@ -278,11 +278,14 @@ class Engine:
         """Step until the run must wait; returns the leaf where it stopped. With `stop=False`
         nothing waits for review: the rest of this turn runs as if autonomous."""
         current = await self.store.get(leaf_id)
-        while True:
-            changed = await self.step(current.id, stop=stop)
-            if changed is None:
-                return current
-            current = changed
+        # The run's writes go out together between LLM calls (the store flushes before each
+        # call, see _propose, and when the batch ends).
+        async with self.store.batch():
+            while True:
+                changed = await self.step(current.id, stop=stop)
+                if changed is None:
+                    return current
+                current = changed
 
     async def run_autonomous(self, text: str, parent_id: str | None = None) -> Node:
         """Send a message and apply every proposal until the top persona answers."""
@@ -501,6 +504,7 @@ class Engine:
             persona = self.root.find(persona_path)
         except KeyError:
             return await self._fail(parent_id, persona_path, f"no persona at {persona_path}")
+        await self.store.flush()  # everything so far is persisted before any LLM call
         try:
             try:
                 deliberations = await persona.deliberate(self._context(state, persona_path))
@@ -533,11 +537,13 @@ class Engine:
             status=NodeStatus.PENDING,
         )
         await self._add(node)
+        await self.store.flush()  # the pending node is persisted before its call
 
         async def on_token(text: str) -> None:
             if node.status is NodeStatus.PENDING:
                 node.status = NodeStatus.STREAMING
                 await self._update(node)
+                await self.store.flush()  # a page opened now shows it streaming
             if self.observer is not None:
                 await self.observer.tokens(node, text)
 
@@ -545,6 +551,7 @@ class Engine:
             # Shown on the node while it waits ("retrying (2/3) after HTTP 429").
             node.data = {**node.data, "status_note": note}
             await self._update(node)
+            await self.store.flush()
 
         ctx = self._context(state, persona_path, on_token, on_status)
         ctx.continuation = continuation

@@ -6,11 +6,13 @@ This module holds the node type, the store port, an in-memory store and JSON exp
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
 import uuid
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -175,6 +177,15 @@ class Store(Protocol):
         """Direct children of node_id, oldest first."""
         ...
 
+    def batch(self) -> AbstractAsyncContextManager[None]:
+        """Within it, writes may be held and written together at the next `flush` (reads
+        flush first); leaving it flushes."""
+        ...
+
+    async def flush(self) -> None:
+        """Write what is held."""
+        ...
+
 
 class MemoryStore:
     """A Store in a dict: for the core, the console and tests."""
@@ -237,6 +248,12 @@ class MemoryStore:
     async def children(self, node_id: str) -> list[Node]:
         kids = [n.copy() for n in self.nodes.values() if n.parent_id == node_id]
         return sorted(kids, key=lambda n: n.seq)
+
+    def batch(self) -> AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()  # writes are immediate in memory
+
+    async def flush(self) -> None:
+        return None
 
     def all(self) -> list[Node]:
         return sorted((n.copy() for n in self.nodes.values()), key=lambda n: n.seq)

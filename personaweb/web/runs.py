@@ -191,9 +191,16 @@ async def _heartbeat(run_id: int) -> None:
 
 
 def _finish(run_id: int, status: str, error: str, leaf: str) -> None:
-    Run.objects.filter(pk=run_id).update(
-        status=status, error=error, leaf_node=leaf, finished_at=timezone.now()
-    )
+    """The run's end, written after its last frame: the page opens where the job ended (the
+    frames followed each new node; a job may end elsewhere, as a comparison does, on its
+    conversation rather than its last sample)."""
+    with transaction.atomic():
+        run = Run.objects.filter(pk=run_id).first()
+        Run.objects.filter(pk=run_id).update(
+            status=status, error=error, leaf_node=leaf, finished_at=timezone.now()
+        )
+        if leaf and run is not None:
+            ChatSession.objects.filter(pk=run.session_id).update(active_node=leaf)
 
 
 # --- stopping ----------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ sessions (the debugger page) go through `load_tree`, one query whatever the size
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -340,6 +342,8 @@ class OrmStore:
         self._seq: int | None = None
         self._checked: set[str] = set()
         """Personas whose remembered last prompt this store has found in the database."""
+        self._held: list[tuple[str, Node]] | None = None
+        """Writes held for the next flush (inside a batch), else None."""
 
     def _call_json(self, node: Node) -> dict[str, Any] | None:
         """The node's call record as stored: its prompt as a difference when it can be."""
@@ -371,11 +375,100 @@ class OrmStore:
         self._checked.add(node.persona)
         return data
 
+    # -- holding writes ------------------------------------------------------------------------
+    #
+    # Inside `batch()`, adds and updates are held and written together at the next `flush()`
+    # (one trip to the database thread, one transaction) instead of one trip each. The engine
+    # batches the writes of a run and flushes before every LLM call and when it stops, so what
+    # is persisted before a call is everything that happened before it. Reads flush first.
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        if self._held is not None:
+            yield  # already holding: the outer batch flushes
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            try:
+                await self.flush()
+            finally:
+                self._held = None
+
+    async def flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            await sync_to_async(self._write_all)(held)
+
+    def _write_all(self, held: list[tuple[str, Node]]) -> None:
+        with transaction.atomic():
+            renumber = False
+            for what, node in held:
+                if what != "add":
+                    self._update(node)
+                    continue
+                if renumber:
+                    assert self._seq is not None
+                    self._seq += 1
+                    node.seq = self._seq
+                call = self._call_json(node)  # once: it remembers this prompt
+                if not self._insert_numbered(node, call):
+                    # Another writer took numbers this batch counted on: count again from
+                    # the database, for this add and every held add after it (keeping order).
+                    renumber = True
+                    self._read_seq()
+                    assert self._seq is not None
+                    self._seq += 1
+                    node.seq = self._seq
+                    if not self._insert_numbered(node, call):
+                        raise IntegrityError(f"node {node.id}: no free sequence number")
+
+    def _hold(self, what: str, node: Node) -> None:
+        assert self._held is not None
+        for i, (before, earlier) in enumerate(self._held):
+            if earlier.id != node.id:
+                continue
+            # One write per node: an update of a held node replaces it (keeping a call
+            # record the new one leaves out).
+            if node.call is None and earlier.call is not None:
+                node.call = earlier.call
+            self._held[i] = (before, node)
+            return
+        self._held.append((what, node))
+
     async def add(self, node: Node) -> Node:
+        if self._held is not None:
+            if self._seq is None:
+                await sync_to_async(self._read_seq)()
+            assert self._seq is not None
+            self._seq += 1
+            node.seq = self._seq
+            self._hold("add", node.copy())
+            return node
         await sync_to_async(self._add)(node)
         return node
 
+    def _read_seq(self) -> None:
+        top = NodeRow.objects.filter(session_id=self.session_id).aggregate(m=Max("seq"))
+        self._seq = top["m"] or 0
+
+    def _insert_numbered(self, node: Node, call: dict[str, Any] | None) -> bool:
+        """Insert a node whose seq is already counted (a held add); False if that number is
+        taken."""
+        try:
+            with transaction.atomic():
+                _insert(to_row(node, self.session_id, call=call))
+        except IntegrityError as exc:
+            if node.parent_id is not None and not _exists(self.session_id, node.parent_id):
+                raise NodeNotFound(node.parent_id) from exc
+            if NodeRow.objects.filter(session_id=self.session_id, id=node.id).exists():
+                raise  # the node itself exists: not a numbering clash
+            return False
+        return True
+
     def _add(self, node: Node) -> None:
+        call = self._call_json(node)  # once: it remembers this prompt as the persona's last
         for attempt in range(2):
             if self._seq is None or attempt:
                 top = NodeRow.objects.filter(session_id=self.session_id).aggregate(m=Max("seq"))
@@ -383,7 +476,7 @@ class OrmStore:
             node.seq = self._seq + 1
             try:
                 with transaction.atomic():
-                    _insert(to_row(node, self.session_id, call=self._call_json(node)))
+                    _insert(to_row(node, self.session_id, call=call))
             except IntegrityError as exc:
                 if node.parent_id is not None and not _exists(self.session_id, node.parent_id):
                     raise NodeNotFound(node.parent_id) from exc
@@ -394,6 +487,9 @@ class OrmStore:
             return
 
     async def update(self, node: Node) -> None:
+        if self._held is not None:
+            self._hold("update", node.copy())
+            return
         await sync_to_async(self._update)(node)
 
     def _update(self, node: Node) -> None:
@@ -412,6 +508,7 @@ class OrmStore:
             raise NodeNotFound(node.id)
 
     async def get(self, node_id: str) -> Node:
+        await self.flush()
         return await sync_to_async(self._get)(node_id)
 
     def _get(self, node_id: str) -> Node:
@@ -424,6 +521,7 @@ class OrmStore:
         return node
 
     async def path(self, node_id: str) -> list[Node]:
+        await self.flush()
         return await sync_to_async(self._path)(node_id)
 
     def _path(self, node_id: str) -> list[Node]:
@@ -433,6 +531,7 @@ class OrmStore:
         return [to_node(r, with_call=False) for r in rows]
 
     async def path_below(self, ancestor_id: str, node_id: str) -> list[Node] | None:
+        await self.flush()
         return await sync_to_async(self._path_below)(ancestor_id, node_id)
 
     def _path_below(self, ancestor_id: str, node_id: str) -> list[Node] | None:
@@ -442,6 +541,7 @@ class OrmStore:
         return [to_node(r, with_call=False) for r in rows]
 
     async def children(self, node_id: str) -> list[Node]:
+        await self.flush()
         return await sync_to_async(self._children)(node_id)
 
     def _children(self, node_id: str) -> list[Node]:
