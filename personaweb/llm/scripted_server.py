@@ -39,7 +39,14 @@ from typing import Any, Literal
 
 from personaweb.llm.scripted import split_for_streaming
 
-__all__ = ["Broken", "Delayed", "ScriptedOpenAIServer", "ServerError", "ServerReply"]
+__all__ = [
+    "Broken",
+    "Delayed",
+    "Responder",
+    "ScriptedOpenAIServer",
+    "ServerError",
+    "ServerReply",
+]
 
 Dialect = Literal["openai", "llamacpp"]
 
@@ -91,9 +98,9 @@ class Broken:
     """Whether usage is reported."""
 
 
-ServerReply = (
-    str | ServerError | Delayed | Broken | Callable[[dict[str, Any]], "str | ServerError | Broken"]
-)
+Responder = Callable[[dict[str, Any]], "str | ServerError | Delayed | Broken"]
+"""A function of the request JSON that answers it (with text, an error, a delay, a fault)."""
+ServerReply = str | ServerError | Delayed | Broken | Responder
 """Text, an error, a delayed reply, a broken reply, or a function of the request JSON."""
 
 
@@ -106,7 +113,7 @@ class ScriptedOpenAIServer:
         *,
         model: str = "scripted-model",
         chunk_delay_s: float = 0.0,
-        responder: Callable[[dict[str, Any]], str | ServerError] | None = None,
+        responder: Responder | None = None,
     ) -> None:
         if dialect not in ("openai", "llamacpp"):
             raise ValueError(f"dialect must be 'openai' or 'llamacpp', got {dialect!r}")
@@ -310,11 +317,16 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _answer(self, body: dict[str, Any], reply: ServerReply) -> None:
-        while isinstance(reply, Delayed):
-            if not self.scripted._sleep(reply.seconds):
-                return
-            reply = reply.reply
-        if callable(reply):
+        asked = False
+        # A delay may wrap a function's answer and a function may answer with a delay (a
+        # responder that makes one persona's call slow); a function is asked once.
+        while isinstance(reply, Delayed) or (callable(reply) and not asked):
+            if isinstance(reply, Delayed):
+                if not self.scripted._sleep(reply.seconds):
+                    return
+                reply = reply.reply
+                continue
+            asked = True
             try:
                 reply = reply(body)
             except Exception as exc:
