@@ -368,7 +368,7 @@ class OpenAIChatModel:
         # that rejects it answers 500, which the SDK would otherwise retry with backoff).
         params["extra_body"] = _response_format("json_schema", request)
         try:
-            result = await self._send_raw(slot.probe, params, stream=stream)
+            result = await self._send_raw(slot.probe, params, url, stream=stream)
         except openai.OpenAIError as exc:
             if isinstance(exc, openai.APIStatusError) and _rejects_json_schema(exc):
                 log.info(
@@ -380,11 +380,10 @@ class OpenAIChatModel:
                 result = await self._send(slot.client, params, url, stream=stream)
                 self._dialects[_key(url)] = "json_object"
                 return result
-            mapped = self._mapped(exc, url, params["timeout"])
-            if not mapped.retryable:
-                raise mapped from exc
-            # A transient failure says nothing about the dialect: retry as usual.
-            result = await self._send(slot.client, params, url, stream=stream)
+            # Any other failure says nothing about the dialect: the next try probes again.
+            # It is the caller's to retry (llm/calls.py, within its deadline and honouring a
+            # Retry-After); resending here at once would be a retry nobody sees or paces.
+            raise self._mapped(exc, url, params["timeout"]) from exc
         self._dialects[_key(url)] = "json_schema"
         return result
 
@@ -392,7 +391,7 @@ class OpenAIChatModel:
         self, client: AsyncOpenAI, params: dict[str, Any], url: str | None, *, stream: bool
     ) -> Any:
         try:
-            return await self._send_raw(client, params, stream=stream)
+            return await self._send_raw(client, params, url, stream=stream)
         except openai.OpenAIError as exc:
             raise self._mapped(exc, url, params["timeout"]) from exc
 
@@ -419,12 +418,23 @@ class OpenAIChatModel:
         return self.config.embedded and _key(url) == _key(self.config.base_url)
 
     @staticmethod
-    async def _send_raw(client: AsyncOpenAI, params: dict[str, Any], *, stream: bool) -> Any:
-        if stream:
-            return await client.chat.completions.create(
-                stream=True, stream_options={"include_usage": True}, **params
-            )
-        return await client.chat.completions.create(**params)
+    async def _send_raw(
+        client: AsyncOpenAI, params: dict[str, Any], url: str | None, *, stream: bool
+    ) -> Any:
+        try:
+            if stream:
+                return await client.chat.completions.create(
+                    stream=True, stream_options={"include_usage": True}, **params
+                )
+            return await client.chat.completions.create(**params)
+        except ValueError as exc:
+            # The SDK parses a JSON answer with json.loads and lets its error out: a body the
+            # connection cut short (or a server's garbage) is a failed request, not a bug.
+            raise LLMUnavailable(
+                f"{_display(url)}: the answer was cut short or is not JSON "
+                f"({_transport_reason(exc)})",
+                endpoint=_display(url),
+            ) from exc
 
 
 def _key(url: str | None) -> str:
