@@ -256,9 +256,10 @@ class OpenAIChatModel:
                     content_chunks += 1
                     parts.append(delta)
                     yield StreamChunk(delta=delta)
-        except (openai.OpenAIError, httpx2.HTTPError) as exc:
-            # The transport broke (reset, timeout between chunks) or the server sent an error
-            # event mid-stream. With text already out, that text is a cut-off reply.
+        except (openai.OpenAIError, httpx2.HTTPError, ValueError) as exc:
+            # The transport broke (reset, timeout between chunks), the server sent an error
+            # event mid-stream, or an event that is not JSON (the SDK's json.loads error).
+            # With text already out, that text is a cut-off reply.
             if parts:
                 raise LLMCutOff(
                     f"{_display(url)}: the stream broke off after {content_chunks} chunks "
@@ -266,7 +267,7 @@ class OpenAIChatModel:
                     endpoint=_display(url),
                     partial=so_far(),
                 ) from exc
-            if isinstance(exc, httpx2.HTTPError):
+            if isinstance(exc, httpx2.HTTPError | ValueError):
                 raise LLMUnavailable(
                     f"{_display(url)}: the stream broke off before any text "
                     f"({_transport_reason(exc)})",

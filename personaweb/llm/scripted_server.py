@@ -79,7 +79,9 @@ class Broken:
 
     - `cut_after=N`: after N text chunks the server stops: `cut="close"` ends the response as
       if it were complete (no finish reason, no [DONE]), `cut="reset"` resets the TCP
-      connection. For a non-streamed request the body is cut the same way.
+      connection, `cut="garble"` sends an event that is not JSON, then [DONE] (a proxy or a
+      server bug mangling the stream). For a non-streamed request the body is cut in half and
+      the connection closed (or reset).
     - `finish=None`: every chunk arrives, then [DONE], but no finish reason ever does.
     - `finish="length"`: the reply says it was cut by max_tokens.
     - `usage=False`: no usage, even when the client asks for it (openai dialect).
@@ -92,7 +94,7 @@ class Broken:
     the text reaches max_tokens)."""
     cut_after: int | None = None
     """Text chunks sent before the cut (None: no cut)."""
-    cut: Literal["close", "reset"] = "close"
+    cut: Literal["close", "reset", "garble"] = "close"
     """How the connection ends at the cut."""
     usage: bool = True
     """Whether usage is reported."""
@@ -444,7 +446,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._event(chunk({"role": "assistant", "content": ""}, None))
         for index, piece in enumerate(split_for_streaming(text)):
             if reply.cut_after is not None and index >= reply.cut_after:
-                self._hang_up(reply.cut)
+                self._break_stream(reply.cut)
                 return
             if self.scripted.chunk_delay_s and not self.scripted._sleep(
                 self.scripted.chunk_delay_s
@@ -452,7 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._event(chunk({"content": piece}, None))
         if reply.cut_after is not None:
-            self._hang_up(reply.cut)
+            self._break_stream(reply.cut)
             return
         self._event(chunk({}, self._finish(body, reply)))
 
@@ -464,6 +466,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._event(usage_chunk)
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+    def _break_stream(self, how: str) -> None:
+        if how == "garble":
+            self.wfile.write(b'data: {"id": "chatcmpl-scripted", "choi\n\ndata: [DONE]\n\n')
+            self.wfile.flush()
+            return
+        self._hang_up(how)
 
     def _event(self, data: dict[str, Any]) -> None:
         self.wfile.write(b"data: " + json.dumps(data).encode() + b"\n\n")

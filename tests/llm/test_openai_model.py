@@ -24,6 +24,7 @@ from personaweb.llm import (
 )
 from personaweb.llm.config import EndpointConfig
 from personaweb.llm.scripted_server import Broken, Delayed, ScriptedOpenAIServer, ServerError
+from personaweb.llm.types import LLMCutOff
 
 ModelFactory = Callable[..., OpenAIChatModel]
 
@@ -325,6 +326,25 @@ async def test_a_body_cut_short_is_llm_unavailable_not_a_json_error(
 
     assert caught.value.retryable and caught.value.transient
     assert openai_server.base_url in str(caught.value)
+
+
+@pytest.mark.parametrize(("cut_after", "error"), [(2, LLMCutOff), (0, LLMUnavailable)])
+async def test_a_stream_event_that_is_not_json_breaks_the_stream_off(
+    openai_server: ScriptedOpenAIServer,
+    model_for: ModelFactory,
+    cut_after: int,
+    error: type[Exception],
+) -> None:
+    # A mangled event (a proxy, a server bug): the text before it is a cut-off reply, never a
+    # JSONDecodeError escaping the port.
+    openai_server.enqueue(Broken("One two three four.", cut_after=cut_after, cut="garble"))
+
+    with pytest.raises(error) as caught:
+        await collect(model_for(openai_server), ask())
+
+    if isinstance(caught.value, LLMCutOff):
+        assert caught.value.partial.text == "One two "
+    assert "JSONDecodeError" in str(caught.value)
 
 
 async def test_client_errors_become_llm_request_error(

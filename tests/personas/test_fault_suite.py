@@ -110,6 +110,14 @@ FAULTS = [
         partial=True,
     ),
     Fault(
+        "garbled-event",
+        "line",
+        lambda t: Broken(t, cut_after=2, cut="garble"),
+        "failure",
+        "stream broke off",
+        partial=True,
+    ),
+    Fault(
         "cut-before-done",
         "line",
         lambda t: Broken(t, cut_after=10_000),
