@@ -135,10 +135,14 @@ class Snapshots:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
         self.before: dict[str, dict[str, dict[str, Any]]] = {}
+        self.notes: list[str] = []
+        """What nodes said while they waited ("retrying (2/2) after HTTP 429, ...")."""
 
     async def node_changed(self, node: Node, state: PathState | None, created: bool) -> None:
         if created:
             self.before[node.id] = {n.id: n.to_dict() for n in self.store.all() if n.id != node.id}
+        if node.data.get("status_note"):
+            self.notes.append(str(node.data["status_note"]))
 
     async def tokens(self, node: Node, text: str) -> None:
         return None
@@ -313,7 +317,9 @@ async def test_a_fault_ends_the_run_visibly_and_the_engine_recovers(rig: Rig, fa
         if partial:
             assert not [n for n in news if n.kind in PROPOSAL_KINDS and partial in n.content]
         if fault.name == "429-retry-after":
-            assert 2.0 in rig.sleeps.waits  # the server's Retry-After was honoured
+            # The server's Retry-After was honoured, and the node said why it waited.
+            assert 2.0 in rig.sleeps.waits
+            assert "retrying (2/2) after HTTP 429, Retry-After 2 s" in rig.snapshots.notes
     else:
         cut = [n for n in news if n.data.get("truncated")]
         assert len(cut) == 1
