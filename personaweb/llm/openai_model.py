@@ -256,9 +256,10 @@ class OpenAIChatModel:
                     content_chunks += 1
                     parts.append(delta)
                     yield StreamChunk(delta=delta)
-        except (openai.OpenAIError, httpx2.HTTPError) as exc:
-            # The transport broke (reset, timeout between chunks) or the server sent an error
-            # event mid-stream. With text already out, that text is a cut-off reply.
+        except (openai.OpenAIError, httpx2.HTTPError, ValueError) as exc:
+            # The transport broke (reset, timeout between chunks), the server sent an error
+            # event mid-stream, or an event that is not JSON (the SDK's json.loads error).
+            # With text already out, that text is a cut-off reply.
             if parts:
                 raise LLMCutOff(
                     f"{_display(url)}: the stream broke off after {content_chunks} chunks "
@@ -266,7 +267,7 @@ class OpenAIChatModel:
                     endpoint=_display(url),
                     partial=so_far(),
                 ) from exc
-            if isinstance(exc, httpx2.HTTPError):
+            if isinstance(exc, httpx2.HTTPError | ValueError):
                 raise LLMUnavailable(
                     f"{_display(url)}: the stream broke off before any text "
                     f"({_transport_reason(exc)})",
@@ -368,7 +369,7 @@ class OpenAIChatModel:
         # that rejects it answers 500, which the SDK would otherwise retry with backoff).
         params["extra_body"] = _response_format("json_schema", request)
         try:
-            result = await self._send_raw(slot.probe, params, stream=stream)
+            result = await self._send_raw(slot.probe, params, url, stream=stream)
         except openai.OpenAIError as exc:
             if isinstance(exc, openai.APIStatusError) and _rejects_json_schema(exc):
                 log.info(
@@ -380,11 +381,10 @@ class OpenAIChatModel:
                 result = await self._send(slot.client, params, url, stream=stream)
                 self._dialects[_key(url)] = "json_object"
                 return result
-            mapped = self._mapped(exc, url, params["timeout"])
-            if not mapped.retryable:
-                raise mapped from exc
-            # A transient failure says nothing about the dialect: retry as usual.
-            result = await self._send(slot.client, params, url, stream=stream)
+            # Any other failure says nothing about the dialect: the next try probes again.
+            # It is the caller's to retry (llm/calls.py, within its deadline and honouring a
+            # Retry-After); resending here at once would be a retry nobody sees or paces.
+            raise self._mapped(exc, url, params["timeout"]) from exc
         self._dialects[_key(url)] = "json_schema"
         return result
 
@@ -392,7 +392,7 @@ class OpenAIChatModel:
         self, client: AsyncOpenAI, params: dict[str, Any], url: str | None, *, stream: bool
     ) -> Any:
         try:
-            return await self._send_raw(client, params, stream=stream)
+            return await self._send_raw(client, params, url, stream=stream)
         except openai.OpenAIError as exc:
             raise self._mapped(exc, url, params["timeout"]) from exc
 
@@ -419,22 +419,33 @@ class OpenAIChatModel:
         return self.config.embedded and _key(url) == _key(self.config.base_url)
 
     @staticmethod
-    async def _send_raw(client: AsyncOpenAI, params: dict[str, Any], *, stream: bool) -> Any:
+    async def _send_raw(
+        client: AsyncOpenAI, params: dict[str, Any], url: str | None, *, stream: bool
+    ) -> Any:
         # The messages go in the body as they are (extra_body wins over the SDK's own field):
         # they are already plain wire dicts, and the SDK's type-directed transform of them
         # costs about half a second per thousand messages (2 cores), which made each step of
         # a long session slower than the one before (99% of a step at 10,000 nodes).
         params = dict(params)
         body = {**params.pop("extra_body", {}), "messages": params.pop("messages")}
-        if stream:
-            return await client.chat.completions.create(
-                messages=[],
-                extra_body=body,
-                stream=True,
-                stream_options={"include_usage": True},
-                **params,
-            )
-        return await client.chat.completions.create(messages=[], extra_body=body, **params)
+        try:
+            if stream:
+                return await client.chat.completions.create(
+                    messages=[],
+                    extra_body=body,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    **params,
+                )
+            return await client.chat.completions.create(messages=[], extra_body=body, **params)
+        except ValueError as exc:
+            # The SDK parses a JSON answer with json.loads and lets its error out: a body the
+            # connection cut short (or a server's garbage) is a failed request, not a bug.
+            raise LLMUnavailable(
+                f"{_display(url)}: the answer was cut short or is not JSON "
+                f"({_transport_reason(exc)})",
+                endpoint=_display(url),
+            ) from exc
 
 
 def _key(url: str | None) -> str:

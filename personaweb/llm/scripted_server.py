@@ -39,7 +39,14 @@ from typing import Any, Literal
 
 from personaweb.llm.scripted import split_for_streaming
 
-__all__ = ["Broken", "Delayed", "ScriptedOpenAIServer", "ServerError", "ServerReply"]
+__all__ = [
+    "Broken",
+    "Delayed",
+    "Responder",
+    "ScriptedOpenAIServer",
+    "ServerError",
+    "ServerReply",
+]
 
 Dialect = Literal["openai", "llamacpp"]
 
@@ -72,7 +79,9 @@ class Broken:
 
     - `cut_after=N`: after N text chunks the server stops: `cut="close"` ends the response as
       if it were complete (no finish reason, no [DONE]), `cut="reset"` resets the TCP
-      connection. For a non-streamed request the body is cut the same way.
+      connection, `cut="garble"` sends an event that is not JSON, then [DONE] (a proxy or a
+      server bug mangling the stream). For a non-streamed request the body is cut in half and
+      the connection closed (or reset).
     - `finish=None`: every chunk arrives, then [DONE], but no finish reason ever does.
     - `finish="length"`: the reply says it was cut by max_tokens.
     - `usage=False`: no usage, even when the client asks for it (openai dialect).
@@ -85,15 +94,15 @@ class Broken:
     the text reaches max_tokens)."""
     cut_after: int | None = None
     """Text chunks sent before the cut (None: no cut)."""
-    cut: Literal["close", "reset"] = "close"
+    cut: Literal["close", "reset", "garble"] = "close"
     """How the connection ends at the cut."""
     usage: bool = True
     """Whether usage is reported."""
 
 
-ServerReply = (
-    str | ServerError | Delayed | Broken | Callable[[dict[str, Any]], "str | ServerError | Broken"]
-)
+Responder = Callable[[dict[str, Any]], "str | ServerError | Delayed | Broken"]
+"""A function of the request JSON that answers it (with text, an error, a delay, a fault)."""
+ServerReply = str | ServerError | Delayed | Broken | Responder
 """Text, an error, a delayed reply, a broken reply, or a function of the request JSON."""
 
 
@@ -106,7 +115,7 @@ class ScriptedOpenAIServer:
         *,
         model: str = "scripted-model",
         chunk_delay_s: float = 0.0,
-        responder: Callable[[dict[str, Any]], str | ServerError] | None = None,
+        responder: Responder | None = None,
     ) -> None:
         if dialect not in ("openai", "llamacpp"):
             raise ValueError(f"dialect must be 'openai' or 'llamacpp', got {dialect!r}")
@@ -310,11 +319,16 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _answer(self, body: dict[str, Any], reply: ServerReply) -> None:
-        while isinstance(reply, Delayed):
-            if not self.scripted._sleep(reply.seconds):
-                return
-            reply = reply.reply
-        if callable(reply):
+        asked = False
+        # A delay may wrap a function's answer and a function may answer with a delay (a
+        # responder that makes one persona's call slow); a function is asked once.
+        while isinstance(reply, Delayed) or (callable(reply) and not asked):
+            if isinstance(reply, Delayed):
+                if not self.scripted._sleep(reply.seconds):
+                    return
+                reply = reply.reply
+                continue
+            asked = True
             try:
                 reply = reply(body)
             except Exception as exc:
@@ -432,7 +446,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._event(chunk({"role": "assistant", "content": ""}, None))
         for index, piece in enumerate(split_for_streaming(text)):
             if reply.cut_after is not None and index >= reply.cut_after:
-                self._hang_up(reply.cut)
+                self._break_stream(reply.cut)
                 return
             if self.scripted.chunk_delay_s and not self.scripted._sleep(
                 self.scripted.chunk_delay_s
@@ -440,7 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._event(chunk({"content": piece}, None))
         if reply.cut_after is not None:
-            self._hang_up(reply.cut)
+            self._break_stream(reply.cut)
             return
         self._event(chunk({}, self._finish(body, reply)))
 
@@ -452,6 +466,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._event(usage_chunk)
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+    def _break_stream(self, how: str) -> None:
+        if how == "garble":
+            self.wfile.write(b'data: {"id": "chatcmpl-scripted", "choi\n\ndata: [DONE]\n\n')
+            self.wfile.flush()
+            return
+        self._hang_up(how)
 
     def _event(self, data: dict[str, Any]) -> None:
         self.wfile.write(b"data: " + json.dumps(data).encode() + b"\n\n")

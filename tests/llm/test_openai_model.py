@@ -23,7 +23,8 @@ from personaweb.llm import (
     StructuredOutputError,
 )
 from personaweb.llm.config import EndpointConfig
-from personaweb.llm.scripted_server import Delayed, ScriptedOpenAIServer, ServerError
+from personaweb.llm.scripted_server import Broken, Delayed, ScriptedOpenAIServer, ServerError
+from personaweb.llm.types import LLMCutOff
 
 ModelFactory = Callable[..., OpenAIChatModel]
 
@@ -236,8 +237,15 @@ async def test_the_embedded_endpoint_is_known_to_need_json_object(
 async def test_a_transient_error_during_the_probe_is_not_taken_for_a_dialect(
     openai_server: ScriptedOpenAIServer, model_for: ModelFactory
 ) -> None:
-    openai_server.enqueue(ServerError(503), GOOD_DECISION)
-    model = model_for(openai_server, max_retries=1)
+    openai_server.enqueue(ServerError(503, headers={"Retry-After": "7"}), GOOD_DECISION)
+    model = model_for(openai_server)
+
+    # The failure goes to the caller, who retries when the server says (llm/calls.py): no
+    # second request behind its back, and no dialect learned from it.
+    with pytest.raises(LLMUnavailable) as caught:
+        await model.complete(ask_for_decision())
+    assert caught.value.transient and caught.value.retry_after == 7
+    assert len(openai_server.requests) == 1 and model.structured_dialect() is None
 
     completion = await model.complete(ask_for_decision())
 
@@ -303,6 +311,40 @@ async def test_the_sdk_retries_a_5xx_before_giving_up(
 
     assert completion.text == "second time lucky"
     assert len(openai_server.requests) == 2
+
+
+@pytest.mark.parametrize("cut", ["close", "reset"])
+async def test_a_body_cut_short_is_llm_unavailable_not_a_json_error(
+    openai_server: ScriptedOpenAIServer, model_for: ModelFactory, cut: str
+) -> None:
+    # Half a JSON body, then the connection ends: the SDK's json.loads error must not escape
+    # as if it were a bug (the engine would call it an internal error, with no call record).
+    openai_server.enqueue(Broken(GOOD_DECISION, cut_after=1, cut=cut))  # type: ignore[arg-type]
+
+    with pytest.raises(LLMUnavailable) as caught:
+        await model_for(openai_server).complete(ask_for_decision())
+
+    assert caught.value.retryable and caught.value.transient
+    assert openai_server.base_url in str(caught.value)
+
+
+@pytest.mark.parametrize(("cut_after", "error"), [(2, LLMCutOff), (0, LLMUnavailable)])
+async def test_a_stream_event_that_is_not_json_breaks_the_stream_off(
+    openai_server: ScriptedOpenAIServer,
+    model_for: ModelFactory,
+    cut_after: int,
+    error: type[Exception],
+) -> None:
+    # A mangled event (a proxy, a server bug): the text before it is a cut-off reply, never a
+    # JSONDecodeError escaping the port.
+    openai_server.enqueue(Broken("One two three four.", cut_after=cut_after, cut="garble"))
+
+    with pytest.raises(error) as caught:
+        await collect(model_for(openai_server), ask())
+
+    if isinstance(caught.value, LLMCutOff):
+        assert caught.value.partial.text == "One two "
+    assert "JSONDecodeError" in str(caught.value)
 
 
 async def test_client_errors_become_llm_request_error(

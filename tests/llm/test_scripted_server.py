@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from personaweb.llm.scripted_server import ScriptedOpenAIServer, ServerError
+from personaweb.llm.scripted_server import Broken, Delayed, ScriptedOpenAIServer, ServerError
 
 
 def post(server: ScriptedOpenAIServer, body: dict[str, Any]) -> tuple[int, str]:
@@ -92,6 +92,23 @@ def test_a_responder_answers_unscripted_requests(openai_server: ScriptedOpenAISe
     openai_server.responder = lambda body: f"echo {body['messages'][-1]['content']}"
     _, raw = post(openai_server, {"messages": MESSAGES})
     assert json.loads(raw)["choices"][0]["message"]["content"] == "echo hi"
+
+
+def test_a_responder_may_answer_with_a_delay_or_a_broken_reply(
+    openai_server: ScriptedOpenAIServer,
+) -> None:
+    # A fault suite slows or breaks one persona's calls by answering them from a responder.
+    openai_server.responder = lambda body: (
+        Delayed(0.01, "late") if body.get("stream") is None else Broken("cut", finish=None)
+    )
+    _, raw = post(openai_server, {"messages": MESSAGES})
+    assert json.loads(raw)["choices"][0]["message"]["content"] == "late"
+    _, raw = post(openai_server, {"messages": MESSAGES, "stream": True})
+    assert '"finish_reason": null' in raw and "[DONE]" in raw and '"stop"' not in raw
+    openai_server.responder = lambda body: lambda again: "nested"  # type: ignore[return-value,arg-type]
+    status, _ = post(openai_server, {"messages": MESSAGES})
+    assert status == 500 and "got function" in openai_server.script_errors[0]
+    openai_server.script_errors.clear()
 
 
 def test_unscripted_requests_without_a_responder_are_flagged(
