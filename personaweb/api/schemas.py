@@ -12,6 +12,8 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
+from personaweb.personas.heat import DEFAULT_TURN_CAP
+
 MAX_TEXT = 20_000
 """As the engine's MAX_INPUT_CHARS: the actions refuse longer text with a 400."""
 
@@ -62,7 +64,7 @@ class GroupSettings(In):
     )
     half_life_s: float = 30.0
     threshold: float = 0.6
-    turn_cap: int = 6
+    turn_cap: int = DEFAULT_TURN_CAP
     prepass_threshold: float = 0.6
     prepass_model: str = Field(default="", max_length=200)
     prepass_temperature: float = 0.0

@@ -18,7 +18,12 @@ from personaweb.personas.engine import (
     RunConfig,
     allowed_actions,
 )
-from personaweb.personas.group import GroupDirector, GroupSettings, RatingBook, group_hierarchy
+from personaweb.personas.group import (
+    BackgroundRatings,
+    GroupDirector,
+    GroupSettings,
+    group_hierarchy,
+)
 from personaweb.personas.hierarchies import HIERARCHIES, build_hierarchy, code_hierarchy
 from personaweb.personas.persona import (
     BasicPersona,
@@ -44,6 +49,7 @@ __all__ = [
     "STRATEGIES",
     "Action",
     "ActionRefused",
+    "BackgroundRatings",
     "BasicPersona",
     "CodePersona",
     "DelegatingPersona",
@@ -66,7 +72,6 @@ __all__ = [
     "ProposalFailed",
     "ProposeContext",
     "ProposedResponse",
-    "RatingBook",
     "ResponseDrivenPersona",
     "RunConfig",
     "SequencePersona",

@@ -24,7 +24,7 @@ from personaweb.cast import sessions as card_sessions
 from personaweb.llm.types import LLMProfile
 from personaweb.personas import Action, ActionRefused, Engine, Node, build_hierarchy
 from personaweb.personas.engine import MAX_INPUT_CHARS, allowed_actions
-from personaweb.web import building, groups, runs
+from personaweb.web import building, runs
 from personaweb.web.group_forms import GroupChatForm
 from personaweb.web.ids import parse_pk
 from personaweb.web.models import (
@@ -246,7 +246,7 @@ async def send(session: ChatSession, text: str, *, speaker: str = "") -> Run:
     text = _text(text.strip(), "message", required=True)
     try:
         # A group chat in manual order: the person picks who speaks next.
-        data = await sync_to_async(groups.speaker_data)(session, speaker)
+        data = await sync_to_async(building.kind_of(session).message_data)(session, speaker)
     except ValueError as exc:
         raise Refused(str(exc), 400) from None
     tree = await sync_to_async(load_tree)(session)

@@ -1,7 +1,9 @@
 """What a session runs: its persona hierarchy, run configuration and engine, built from rows.
 
 What differs between the kinds of session (a character's dialogue, the code team, a group
-chat) is stated once, in one `Kind` per hierarchy; everything else asks the session's kind.
+chat) is stated once, in one `Kind` per hierarchy; everything else asks the session's kind:
+how its persona tree is built, how many steps a turn may take, who directs it, what a user
+message carries, and the panes of its own (a group chat's heat and policy costs).
 
 LLM profiles come in two layers, applied in this order by `apply_profiles`:
 1. a character's own defaults (its sheet's `profiles`, by role), as its card or the character
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,12 +36,14 @@ from personaweb.personas import (
 from personaweb.personas.group import (
     DIRECTOR,
     GROUP_MAX_STEPS,
-    RatingBook,
+    BackgroundRatings,
     group_hierarchy,
     group_settings_from_dict,
 )
-from personaweb.personas.persona import apply_profiles
-from personaweb.personas.state import PathWalk
+from personaweb.personas.persona import PersonaInfo, apply_profiles
+from personaweb.personas.state import PathWalk, TranscriptLine
+from personaweb.personas.tree import Node
+from personaweb.web import groups
 from personaweb.web.models import Character, ChatSession, Hierarchy
 from personaweb.web.store import OrmStore
 
@@ -90,11 +94,30 @@ class Kind(ABC):
     max_steps: int = RunConfig.max_steps
     """Most nodes one user message may create."""
     director: str = ""
-    """The top persona's path when it only directs others (a group chat), else ''."""
+    """The top persona's path when it only directs others (a group chat), else ''. Its pass
+    reads as nobody (else) speaking."""
+    own_panes: bool = False
+    """Whether it has panes of its own (`view`). They read the whole active path with its
+    calls, and change with its decision nodes and at the end of each run."""
 
     @abstractmethod
     def build(self, session: ChatSession) -> ResponseDrivenPersona:
         """The session's persona tree, with its profiles applied."""
+
+    def view(
+        self,
+        session: ChatSession,
+        root: PersonaInfo,
+        path: Sequence[Node],
+        transcript: Sequence[TranscriptLine],
+    ) -> groups.GroupView | None:
+        """Its own panes' contents, from the active path (with calls) and its transcript."""
+        return None
+
+    def message_data(self, session: ChatSession, speaker: str) -> dict[str, str] | None:
+        """The data a user message's node carries, given who the person picked to answer
+        (ValueError: a pick it refuses). Nothing, unless a kind says otherwise."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -132,20 +155,38 @@ class GroupKind(Kind):
             group_settings_from_dict(session.group_settings or {}),
             strategy=session.strategy or "nested",
             talkativeness={c.slug: float(c.data.get("talkativeness", 0.5)) for c in members},
-            ratings=_ratings.setdefault(session.pk, RatingBook()),
+            ratings=RATINGS,
         )
         for character in members:
             apply_profiles(root.children[character.slug], character_profiles(character.data))
         return apply_profiles(root, session_profiles(session))
 
+    def view(
+        self,
+        session: ChatSession,
+        root: PersonaInfo,
+        path: Sequence[Node],
+        transcript: Sequence[TranscriptLine],
+    ) -> groups.GroupView:
+        """Members, heat and policy costs."""
+        return groups.group_view(session.group_settings or {}, root, path, transcript)
 
-_ratings: dict[int, RatingBook] = {}
-"""Background heat ratings per group session (this process's memory, for now)."""
+    def message_data(self, session: ChatSession, speaker: str) -> dict[str, str] | None:
+        """In manual order, who speaks next (the person must pick a member)."""
+        return groups.speaker_data(session, speaker)
+
+
+RATINGS = BackgroundRatings()
+"""This process's background heat rating calls, for every group chat. The ratings themselves
+live on the path (personas/group/ratings.py); this holds the calls in flight and what landed
+until a decision writes it."""
 
 KINDS: dict[str, Kind] = {
     Hierarchy.DIALOGUE: DialogueKind(Hierarchy.DIALOGUE),
     Hierarchy.CODE: CodeKind(Hierarchy.CODE),
-    Hierarchy.GROUP: GroupKind(Hierarchy.GROUP, max_steps=GROUP_MAX_STEPS, director=DIRECTOR),
+    Hierarchy.GROUP: GroupKind(
+        Hierarchy.GROUP, max_steps=GROUP_MAX_STEPS, director=DIRECTOR, own_panes=True
+    ),
 }
 
 

@@ -14,7 +14,7 @@ from django import forms
 
 from personaweb.cast import sessions as card_sessions
 from personaweb.llm.types import LLMProfile
-from personaweb.personas.heat import HeatConfig, ReplyPolicy, TurnOrder
+from personaweb.personas.heat import DEFAULT_TURN_CAP, HeatConfig, ReplyPolicy, TurnOrder
 from personaweb.web.ids import PkMultipleChoiceField
 from personaweb.web.models import Character, Mode, Strategy
 
@@ -57,7 +57,7 @@ class GroupChatForm(forms.Form):
         label="heat threshold", min_value=0.01, max_value=1.5, initial=HeatConfig.threshold
     )
     turn_cap = forms.IntegerField(
-        label="turn cap per user message", min_value=1, max_value=30, initial=6
+        label="turn cap per user message", min_value=1, max_value=30, initial=DEFAULT_TURN_CAP
     )
     prepass_threshold = forms.FloatField(
         label="pre-pass threshold", min_value=0, max_value=1, initial=0.6

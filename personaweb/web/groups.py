@@ -9,19 +9,17 @@ WebSocket consumer both go through here, so the heat pane looks the same both wa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from personaweb.personas import Node, NodeKind, PersonaInfo
-from personaweb.personas.group import GroupSettings, group_settings_from_dict
+from personaweb.personas.group import DIRECTOR, GroupSettings, group_settings_from_dict
 from personaweb.personas.group_metrics import PolicyCost, policy_costs
 from personaweb.personas.heat import TurnOrder
 from personaweb.personas.heat.decision import fmt
 from personaweb.personas.state import TranscriptLine
 from personaweb.web.group_forms import ORDER_CHOICES, POLICY_CHOICES
-from personaweb.web.models import Character, ChatSession, Hierarchy
-
-DIRECTOR = "director"
+from personaweb.web.models import Character, ChatSession
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,6 @@ class GroupView:
     costs: list[PolicyCost]
     source: int | None = None
     """For a replay: the session it replays."""
-    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def manual(self) -> bool:
@@ -163,7 +160,6 @@ def group_view(
         heat=rows,
         costs=policy_costs(path),
         source=int(source) if isinstance(source, int) else None,
-        names={f"{DIRECTOR}/{m.slug}": m.name for m in members},
     )
 
 
@@ -214,8 +210,6 @@ def member_slugs(session: ChatSession) -> dict[str, str]:
 def speaker_data(session: ChatSession, speaker: str) -> dict[str, str] | None:
     """The inbound node's data for a group message: in manual order, who speaks next.
     Raises ValueError for a speaker who is not in the group."""
-    if session.hierarchy != Hierarchy.GROUP:
-        return None
     manual = (session.group_settings or {}).get("order") == "manual"
     if not speaker:
         if manual:

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from personaweb.personas import Node, NodeKind, NodeStatus, PersonaInfo
 from personaweb.personas.state import Next, PathState, TranscriptLine
+from personaweb.web.building import Kind
 from personaweb.web.models import ChatSession, NodeRow
 from personaweb.web.panes import (
     TRANSCRIPT_WINDOW,
@@ -168,14 +169,13 @@ class Frames:
 
     It remembers the transcript it last sent, so the next frame carries only new lines."""
 
-    def __init__(self, session: ChatSession, root: PersonaInfo, director: str = "") -> None:
+    def __init__(self, session: ChatSession, root: PersonaInfo, kind: Kind) -> None:
         self.session_id = session.pk
         self.base = reverse("session", args=[session.pk])
         self.root = root
-        self.director = director
+        self.kind = kind
+        """What the session's kind adds: its director, its own panes."""
         self.names = names_of(root)
-        if director:
-            self.names.update({f"{director}/{c.name}": c.display_name for c in root.children})
         self.session = session
         self._sent_lines: tuple[str, ...] | None = None
 
@@ -222,8 +222,8 @@ class Frames:
             parts.append(self._render("runbar", side_ctx))
             parts.append(self._render("personas", side_ctx))
             parts.append(self._transcript(change, side, side_ctx))
-            if self.director and node.kind is NodeKind.DECISION:
-                parts.append(self.group_parts(change.leaf.id, side, change.transcript))
+            if self.kind.own_panes and node.kind is NodeKind.DECISION:
+                parts.append(self.own_panes(change.leaf.id, side, change.transcript))
         if change.created:
             self._follow(node)
         return "".join(parts)
@@ -235,8 +235,8 @@ class Frames:
         side.session = self.session
         ctx = {"base": self.base, "p": side, "oob": True, "modes": _modes()}
         html = self._render("runbar", ctx) + self._render("personas", ctx)
-        if self.director and side.leaf is not None:
-            html += self.group_parts(side.leaf.id, side, lines)
+        if self.kind.own_panes and side.leaf is not None:
+            html += self.own_panes(side.leaf.id, side, lines)
         return html
 
     # -- parts ---------------------------------------------------------------------------
@@ -248,7 +248,7 @@ class Frames:
             leaf=change.leaf,
             next=change.next,
             stack=change.stack,
-            transcript=shown_lines(change.transcript, self.names, self.director),
+            transcript=shown_lines(change.transcript, self.names, self.kind.director),
             transcript_hidden=max(0, change.transcript_total - TRANSCRIPT_WINDOW),
             running=change.running,
         )
@@ -269,14 +269,14 @@ class Frames:
             return self._render("transcript-append", {**ctx, "lines": new})
         return self._render("transcript", ctx)
 
-    def group_parts(self, leaf_id: str, side: Side, lines: tuple[TranscriptLine, ...] = ()) -> str:
-        """A group chat's heat and policy costs. They read the whole active path with its
-        calls: a query, on decision nodes and at the ends of runs of group chats only."""
-        from personaweb.web.groups import group_view
+    def own_panes(self, leaf_id: str, side: Side, lines: tuple[TranscriptLine, ...] = ()) -> str:
+        """The session kind's own panes (a group chat's heat and policy costs). They read the
+        whole active path with its calls: a query, on decision nodes and at the ends of runs
+        of such kinds only."""
         from personaweb.web.store import path_rows, to_node
 
         path = [to_node(r) for r in path_rows(self.session_id, leaf_id, with_call=True)]
-        side.group = group_view(self.session.group_settings or {}, self.root, path, lines)
+        side.group = self.kind.view(self.session, self.root, path, lines)
         ctx = {"p": side, "oob": True, "base": self.base}
         return "".join(
             render_to_string(f"{GROUP_PANES}#{part}", ctx) for part in ("heat", "policies")

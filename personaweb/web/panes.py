@@ -20,7 +20,7 @@ from personaweb.personas import (
 from personaweb.personas.engine import allowed_actions
 from personaweb.personas.state import USER, Next, NextKind, PathState, TranscriptLine
 from personaweb.web.building import hierarchy_for, kind_of
-from personaweb.web.groups import GroupView, group_view
+from personaweb.web.groups import GroupView
 from personaweb.web.models import ChatSession, NodeRow
 from personaweb.web.store import Tree, path_rows, to_node
 
@@ -245,11 +245,10 @@ def side_of(
     *,
     director: str = "",
     group: GroupView | None = None,
-    names: Mapping[str, str] | None = None,
 ) -> Side:
     """The side panes from a path state (the last TRANSCRIPT_WINDOW lines of it)."""
     lines = state.transcript if state is not None else []
-    names = names if names is not None else names_of(root)
+    names = names_of(root)
     return Side(
         session=session,
         root=root,
@@ -294,13 +293,13 @@ def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = T
     kind = kind_of(session)
     leaf_id = tree.active_leaf(session.active_node)
     path = tree.path(leaf_id) if leaf_id else []
-    if kind.director and path:
-        # A group chat reads node data (decisions) and calls (policy costs) off its path,
-        # which the tree leaves out: load the active path whole, in one more query.
+    if kind.own_panes and path:
+        # Its own panes read node data and calls off the path, which the tree leaves out:
+        # load the active path whole, in one more query.
         path = [to_node(r) for r in path_rows(session.pk, path[-1].id, with_call=True)]
     state = derive(path, persona_root.path, persona_root.speakers()) if path else None
     rows, hidden = tree_rows(tree, path, window)
-    if not kind.director and state is not None:
+    if not kind.own_panes and state is not None:
         # The rows and transcript lines shown need their nodes' data (scores, cut-off marks).
         spoken = {line.node_id for line in state.transcript[-TRANSCRIPT_WINDOW:]}
         shown = {row.node.id: row.node for row in rows}
@@ -312,14 +311,8 @@ def build_panes(session: ChatSession, tree: Tree, running: bool, window: int = T
             for line in state.transcript[-TRANSCRIPT_WINDOW:]
         ]
     info = persona_root.describe()
-    names = names_of(info)
-    group = None
-    if kind.director:
-        group = group_view(
-            session.group_settings or {}, info, path, state.transcript if state else []
-        )
-        names.update(group.names)
-    side = side_of(session, info, state, running, director=kind.director, group=group, names=names)
+    group = kind.view(session, info, path, state.transcript if state else [])
+    side = side_of(session, info, state, running, director=kind.director, group=group)
     return Panes(
         **{f: getattr(side, f) for f in Side.__dataclass_fields__},
         tree=tree,

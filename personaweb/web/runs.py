@@ -85,7 +85,7 @@ def _claim(session: ChatSession, trigger: str) -> Run:
 
 
 def _frames_for(session: ChatSession, engine: Engine) -> live.Frames:
-    return live.Frames(session, engine.root.describe(), building.kind_of(session).director)
+    return live.Frames(session, engine.root.describe(), building.kind_of(session))
 
 
 async def start(
@@ -172,7 +172,7 @@ async def _publish_run(
     if state is None:
         await live.publish_html(session.pk, live.reload_marker("runbar personas"), summary)
         return
-    side = side_of(session, frames.root, state, running, director=frames.director)
+    side = side_of(session, frames.root, state, running, director=frames.kind.director)
     lines = tuple(state.transcript[-TRANSCRIPT_WINDOW:])
     html = await sync_to_async(frames.run_changed, thread_sensitive=False)(side, lines)
     await live.publish_html(session.pk, html, summary)

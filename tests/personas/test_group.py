@@ -16,7 +16,7 @@ from personaweb.personas import (
     RunConfig,
     SimpleCharacter,
 )
-from personaweb.personas.group import GroupSettings, RatingBook, group_hierarchy
+from personaweb.personas.group import BackgroundRatings, GroupSettings, group_hierarchy
 from personaweb.personas.heat import PolicySettings, ReplyPolicy, TurnOrder
 
 ANN = SimpleCharacter("Ann Archer", description="A cheerful archer.")
@@ -215,7 +215,7 @@ async def test_async_ratings_run_in_the_background_and_nudge_later_decisions() -
         return "Sure."
 
     model.default = answer
-    book = RatingBook()
+    book = BackgroundRatings()
     settings = GroupSettings(policy=PolicySettings(default=ReplyPolicy.ASYNC_RATING), turn_cap=1)
     root = group_hierarchy([("ann", ANN), ("bob", BOB)], settings, strategy="single", ratings=book)
     engine = Engine(root, MemoryStore(), model, RunConfig(guided=False), clock=ticking())
@@ -226,6 +226,63 @@ async def test_async_ratings_run_in_the_background_and_nudge_later_decisions() -
     state = await engine.state(leaf.id)
     later = [n for n in state.path if n.kind is NodeKind.DECISION][-2:]
     assert any("rating_boredom" in n.data["numbers"] for n in later)
+
+
+async def test_a_landed_rating_is_on_the_path_and_another_process_decides_with_it() -> None:
+    from personaweb.personas import export_tree, import_tree
+
+    model = ScriptedChatModel()
+    rating = json.dumps({"interest": 0.0, "boredom": 1.0, "wait_seconds": 100})
+    model.default = lambda request: rating if request.schema is not None else "Sure."
+    settings = GroupSettings(policy=PolicySettings(default=ReplyPolicy.ASYNC_RATING), turn_cap=1)
+
+    def director(ratings: BackgroundRatings) -> Engine:
+        root = group_hierarchy(CAST[:2], settings, strategy="single", ratings=ratings)
+        return Engine(root, store, model, RunConfig(guided=False), clock=ticking())
+
+    store = MemoryStore()
+    book = BackgroundRatings()
+    first = director(book)
+    leaf = await first.run_autonomous("Ann, are you there?")
+    await book.settle()
+    leaf = await first.run_autonomous("Ann and Bob, still there?", parent_id=leaf.id)
+    opening = (await store.path(leaf.id))[0]
+    written = {
+        n.data["character"]: n.data["ratings"]
+        for n in await store.path(leaf.id)
+        if n.kind is NodeKind.DECISION and n.data.get("ratings")
+    }
+    # The decisions on the second message wrote the ratings of the first that had landed.
+    assert set(written) == {"ann", "bob"}
+    (ann_rating,) = written["ann"]
+    assert ann_rating["heard"] == opening.id
+    assert (ann_rating["interest"], ann_rating["boredom"], ann_rating["wait_seconds"]) == (
+        0.0,
+        1.0,
+        100.0,
+    )
+
+    async def third_message(nodes: list[Node]) -> dict[str, Node]:
+        """The decisions on a third message by another process: its store holds only what
+        was saved, and no rating has landed in its memory."""
+        nonlocal store
+        store = MemoryStore(nodes)
+        other = director(BackgroundRatings())
+        end = await other.run_autonomous("Anyone?", parent_id=leaf.id)
+        path = await store.path(end.id)
+        asked = next(n for n in path if n.content == "Anyone?")
+        decided = [n for n in path if n.kind is NodeKind.DECISION]
+        return {str(n.data["character"]): n for n in decided if n.data["heard"] == asked.id}
+
+    saved = import_tree(export_tree(store.nodes.values()))[0]
+    resumed = await third_message(saved)
+    for node in saved:
+        node.data.pop("ratings", None)
+    unrated = await third_message(saved)
+    # Read off the path, the rating still cools Ann down and holds her back.
+    ann, before = resumed["ann"].data["numbers"], unrated["ann"].data["numbers"]
+    assert ann["rating_boredom"] == 1.0 and "rating_boredom" not in before
+    assert ann["heat"] < before["heat"]
 
 
 async def test_policy_costs_are_measured_from_the_nodes() -> None:

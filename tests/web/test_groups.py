@@ -433,7 +433,7 @@ async def test_a_decision_node_pushes_the_heat_pane_out_of_band(alice, bob, make
         )
         # What a run's broadcaster does when the director records this decision.
         root = await sync_to_async(building.hierarchy_for)(session)
-        frames = await sync_to_async(Frames)(session, root.describe(), "director")
+        frames = await sync_to_async(Frames)(session, root.describe(), building.kind_of(session))
         broadcaster = Broadcaster(session.pk, frames)
         state = derive([inbound, decision], root.path, root.speakers())
         await broadcaster.node_changed(decision, state, True)

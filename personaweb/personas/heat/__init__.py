@@ -61,9 +61,16 @@ from personaweb.personas.heat.rating import (
     parse_rating,
     run_rating,
 )
-from personaweb.personas.heat.turns import TurnGuard, TurnOrder, next_speakers
+from personaweb.personas.heat.turns import (
+    DEFAULT_TURN_CAP,
+    TurnGuard,
+    TurnOrder,
+    natural_draft,
+    speaking_order,
+)
 
 __all__ = [
+    "DEFAULT_TURN_CAP",
     "PASS_MARKER",
     "PREPASS_SCHEMA",
     "RATING_SCHEMA",
@@ -104,7 +111,7 @@ __all__ = [
     "is_group_question",
     "is_pass",
     "monotonic_clock",
-    "next_speakers",
+    "natural_draft",
     "parse_mentions",
     "parse_prepass",
     "parse_rating",
@@ -113,5 +120,6 @@ __all__ = [
     "run_prepass",
     "run_rating",
     "since_last_user_message",
+    "speaking_order",
     "turns_since_user",
 ]

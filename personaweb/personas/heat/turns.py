@@ -1,6 +1,7 @@
 """Turn order among characters (after SillyTavern's group chats) and the hard cap on turns.
 
-`next_speakers()` answers "who is drafted to speak next", for the orders a session may pick.
+`speaking_order()` answers "who of those who want to speak goes first", for the orders a
+session may pick; `natural_draft()` is the natural order's draft by mentions and talkativeness.
 `TurnGuard` is the last safety net: however hot the characters are, no more than so many
 character messages follow one user message.
 """
@@ -8,7 +9,7 @@ character messages follow one user message.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,7 +20,7 @@ from personaweb.personas.heat.chat import (
     since_last_user_message,
     turns_since_user,
 )
-from personaweb.personas.heat.decision import Decision
+from personaweb.personas.heat.decision import Decision, rank_speakers
 from personaweb.personas.heat.mentions import parse_mentions
 
 
@@ -27,55 +28,63 @@ class TurnOrder(StrEnum):
     """How the next speakers are drafted."""
 
     NATURAL = "natural"
-    """Mentioned characters first, then each by a talkativeness roll; else one at random."""
+    """Mentioned characters first, then each by a talkativeness roll (else one at random);
+    then anyone else who wants to speak, the hottest first."""
     LIST = "list"
     """Every character, in member-list order."""
     POOLED = "pooled"
-    """Only those who have not spoken since the user's last message (next_speakers draws one
-    at random; the group director takes the hottest of them who wants to speak)."""
+    """Only those who have not spoken since the user's last message, the hottest first."""
     MANUAL = "manual"
     """Only the character the user picks."""
 
 
-def next_speakers(
+def speaking_order(
     order: TurnOrder,
+    members: Sequence[Member],
+    history: Sequence[GroupMessage],
+    decisions: Iterable[Decision],
+    *,
+    rng: random.Random | None = None,
+) -> list[str]:
+    """Those who want to speak (`decisions` that say so), in the order they would speak after
+    the last message of `history`: the one turn order of a group chat.
+
+    - list: member-list order;
+    - pooled: only those who have not spoken since the user's last message, hottest first;
+    - natural: the natural draft first (`natural_draft`, reproducible with `rng`), then the
+      others who want to speak, hottest first;
+    - manual: the user's pick is the only one who wants to speak (the decisions say so), so
+      whoever wants to, in member order.
+    """
+    willing = [d for d in decisions if d.speak]
+    if not willing:
+        return []
+    wanting = {d.character for d in willing}
+    if order in (TurnOrder.LIST, TurnOrder.MANUAL):
+        return [m.slug for m in members if m.slug in wanting]
+    if order is TurnOrder.POOLED:
+        spoken = {m.speaker for m in since_last_user_message(history)}
+        return rank_speakers([d for d in willing if d.character not in spoken])
+    drafted = [s for s in natural_draft(members, history, rng=rng) if s in wanting]
+    return drafted + [s for s in rank_speakers(willing) if s not in drafted]
+
+
+def natural_draft(
     members: Sequence[Member],
     history: Sequence[GroupMessage],
     *,
     rng: random.Random | None = None,
-    chosen: str | None = None,
-    allow_self_responses: bool = False,
 ) -> list[str]:
-    """The slugs drafted to speak after the last message of `history`, in speaking order.
-
-    `rng` makes the natural and pooled orders reproducible; `chosen` is the user's pick in
-    manual order. Unless `allow_self_responses`, the character who wrote the last message is
-    not drafted again in natural and pooled order (it would be answering itself).
-    """
+    """The natural order's draft after the last message of `history` (after SillyTavern):
+    the characters it mentions, then each other by a talkativeness roll; one at random when
+    nobody is drafted. The character who wrote the last message is never drafted (it would be
+    answering itself). `rng` makes it reproducible."""
     rng = rng or random.Random()
     if not members:
         return []
     slugs = [m.slug for m in members]
     last = history[-1] if history else None
-    banned = (
-        last.speaker
-        if last is not None and last.speaker != USER and not allow_self_responses
-        else None
-    )
-
-    if order is TurnOrder.MANUAL:
-        return [chosen] if chosen in slugs else []
-    if order is TurnOrder.LIST:
-        return slugs
-    if order is TurnOrder.POOLED:
-        spoken = {m.speaker for m in since_last_user_message(history)}
-        pool = [s for s in slugs if s not in spoken and s != banned]
-        if not pool:
-            # Everyone had a turn: anyone but the last speaker, so nobody answers themselves.
-            pool = [s for s in slugs if s != banned] or slugs
-        return [rng.choice(pool)]
-
-    # Natural order.
+    banned = last.speaker if last is not None and last.speaker != USER else None
     drafted: list[str] = []
     if last is not None:
         mentioned = parse_mentions(last.text, members)
@@ -94,15 +103,16 @@ def next_speakers(
     return drafted
 
 
-DEFAULT_MAX_TURNS = 8
-"""Character messages allowed after one user message when nothing else stops them."""
+DEFAULT_TURN_CAP = 6
+"""Character messages allowed after one user message when nothing else stops them (a group
+chat's default turn cap)."""
 
 
 @dataclass(frozen=True)
 class TurnGuard:
     """The hard cap on character turns per user message, counted from the chat history."""
 
-    max_turns: int = DEFAULT_MAX_TURNS
+    max_turns: int = DEFAULT_TURN_CAP
     """How many character messages may follow one user message."""
 
     def __post_init__(self) -> None:

@@ -9,13 +9,15 @@ import pytest
 from heat_cast import CAST, chat
 
 from personaweb.personas.heat import (
+    DEFAULT_TURN_CAP,
     USER,
     Decision,
     Member,
     ReplyPolicy,
     TurnGuard,
     TurnOrder,
-    next_speakers,
+    natural_draft,
+    speaking_order,
 )
 
 SHY = Member("shy", "Sam Shy", talkativeness=0.0)
@@ -23,28 +25,35 @@ CHATTY = Member("chatty", "Cat Chatty", talkativeness=1.0)
 MUTE = Member("mute", "Max Mute", talkativeness=0.0)
 
 
-# -- natural ------------------------------------------------------------------------------
+def wants(slug: str, heat: float = 0.9) -> Decision:
+    return Decision(slug, True, ReplyPolicy.HEURISTIC, "hot", {"heat": heat, "threshold": 0.6})
+
+
+def quiet(slug: str) -> Decision:
+    return Decision(slug, False, ReplyPolicy.HEURISTIC, "cold", {"heat": 0.1, "threshold": 0.6})
+
+
+# -- the natural draft --------------------------------------------------------------------
 
 
 def test_natural_puts_mentioned_characters_first() -> None:
     cast = [CHATTY, SHY, MUTE]
     history = chat((USER, "Max and Sam, what do you say?"))
-    drafted = next_speakers(TurnOrder.NATURAL, cast, history, rng=random.Random(1))
+    drafted = natural_draft(cast, history, rng=random.Random(1))
     # Mentioned ones in member order, then the talkativeness round (Cat always talks).
     assert drafted == ["shy", "mute", "chatty"]
 
 
 def test_natural_drafts_by_talkativeness() -> None:
     cast = [CHATTY, SHY, MUTE]
-    drafted = next_speakers(TurnOrder.NATURAL, cast, chat((USER, "hello")), rng=random.Random(7))
-    assert drafted == ["chatty"]
+    assert natural_draft(cast, chat((USER, "hello")), rng=random.Random(7)) == ["chatty"]
 
 
 def test_natural_talkativeness_is_a_probability() -> None:
     rng = random.Random(2024)
     counts: Counter[str] = Counter()
     for _ in range(2000):
-        counts.update(next_speakers(TurnOrder.NATURAL, CAST, chat((USER, "hello")), rng=rng))
+        counts.update(natural_draft(CAST, chat((USER, "hello")), rng=rng))
     # Ann 0.8, Bob 0.5, Cara 0.2 (plus the odd random pick when no one is drafted).
     assert counts["ann"] > counts["bob"] > counts["cara_diaz"]
     assert 1500 < counts["ann"] < 1750
@@ -54,60 +63,74 @@ def test_natural_talkativeness_is_a_probability() -> None:
 def test_natural_picks_someone_at_random_when_no_one_is_drafted() -> None:
     cast = [SHY, MUTE]
     picks = {
-        tuple(next_speakers(TurnOrder.NATURAL, cast, chat((USER, "hm")), rng=random.Random(s)))
-        for s in range(20)
+        tuple(natural_draft(cast, chat((USER, "hm")), rng=random.Random(s))) for s in range(20)
     }
     assert picks == {("shy",), ("mute",)}
 
 
-def test_natural_never_drafts_the_last_speaker_unless_allowed() -> None:
+def test_natural_never_drafts_the_last_speaker() -> None:
     cast = [CHATTY, SHY]
     history = chat(("chatty", "I, Cat, say so myself."))
-    assert next_speakers(TurnOrder.NATURAL, cast, history, rng=random.Random(0)) == ["shy"]
-    assert "chatty" in next_speakers(
-        TurnOrder.NATURAL, cast, history, rng=random.Random(0), allow_self_responses=True
-    )
+    assert natural_draft(cast, history, rng=random.Random(0)) == ["shy"]
 
 
 def test_natural_is_reproducible_with_a_seed() -> None:
     history = chat((USER, "hello"))
-    runs = [next_speakers(TurnOrder.NATURAL, CAST, history, rng=random.Random(42)) for _ in "ab"]
+    runs = [natural_draft(CAST, history, rng=random.Random(42)) for _ in "ab"]
     assert runs[0] == runs[1]
 
 
-# -- list, pooled, manual -----------------------------------------------------------------
+# -- who of those who want to speak goes first ---------------------------------------------
 
 
-def test_list_order_is_every_character_in_member_order() -> None:
-    assert next_speakers(TurnOrder.LIST, CAST, chat(("ann", "hi"))) == ["ann", "bob", "cara_diaz"]
+def test_natural_order_takes_the_draft_first_then_the_hottest() -> None:
+    cast = [CHATTY, SHY, MUTE]
+    history = chat((USER, "Sam?"))
+    decisions = [wants("chatty"), wants("mute", heat=0.7), wants("shy", heat=0.61), quiet("x")]
+    # Sam is mentioned and Cat always talks; Max, not drafted, comes after them.
+    order = speaking_order(TurnOrder.NATURAL, cast, history, decisions, rng=random.Random(3))
+    assert order == ["shy", "chatty", "mute"]
 
 
-def test_pooled_picks_someone_who_has_not_spoken_since_the_user() -> None:
+def test_natural_order_skips_the_drafted_who_do_not_want_to_speak() -> None:
+    cast = [CHATTY, SHY, MUTE]
+    decisions = [quiet("chatty"), wants("shy", heat=0.7), wants("mute", heat=0.8)]
+    order = speaking_order(
+        TurnOrder.NATURAL, cast, chat((USER, "hello")), decisions, rng=random.Random(7)
+    )
+    assert order == ["mute", "shy"]  # Cat was drafted but is cold: the hottest go
+
+
+def test_list_order_is_member_order_among_those_who_want_to() -> None:
+    decisions = [wants("cara_diaz"), quiet("bob"), wants("ann", heat=0.7)]
+    assert speaking_order(TurnOrder.LIST, CAST, chat(("bob", "hi")), decisions) == [
+        "ann",
+        "cara_diaz",
+    ]
+
+
+def test_pooled_takes_the_hottest_who_has_not_spoken_since_the_user() -> None:
     history = chat(("cara_diaz", "earlier"), (USER, "so?"), ("ann", "a"), ("bob", "b"))
-    for seed in range(10):
-        assert next_speakers(TurnOrder.POOLED, CAST, history, rng=random.Random(seed)) == [
-            "cara_diaz"
-        ]
+    decisions = [wants("ann", heat=1.5), wants("cara_diaz", heat=0.7)]
+    assert speaking_order(TurnOrder.POOLED, CAST, history, decisions) == ["cara_diaz"]
 
 
-def test_pooled_falls_back_to_anyone_but_the_last_speaker() -> None:
+def test_pooled_is_nobody_once_everyone_had_a_turn() -> None:
     history = chat((USER, "so?"), ("ann", "a"), ("bob", "b"), ("cara_diaz", "c"))
-    picks = {
-        next_speakers(TurnOrder.POOLED, CAST, history, rng=random.Random(s))[0] for s in range(30)
-    }
-    assert picks == {"ann", "bob"}
+    assert speaking_order(TurnOrder.POOLED, CAST, history, [wants("ann"), wants("bob")]) == []
 
 
-def test_manual_is_whoever_the_user_picks() -> None:
+def test_manual_is_whoever_the_decisions_let_speak() -> None:
+    # In manual order only the user's pick wants to speak (the director decides so).
     history = chat((USER, "hi"))
-    assert next_speakers(TurnOrder.MANUAL, CAST, history, chosen="bob") == ["bob"]
-    assert next_speakers(TurnOrder.MANUAL, CAST, history, chosen="dave") == []
-    assert next_speakers(TurnOrder.MANUAL, CAST, history) == []
+    decisions = [quiet("ann"), wants("bob"), quiet("cara_diaz")]
+    assert speaking_order(TurnOrder.MANUAL, CAST, history, decisions) == ["bob"]
 
 
 def test_no_members_no_speakers() -> None:
     for order in TurnOrder:
-        assert next_speakers(order, [], chat((USER, "hi")), rng=random.Random(0)) == []
+        assert speaking_order(order, [], chat((USER, "hi")), [], rng=random.Random(0)) == []
+    assert natural_draft([], chat((USER, "hi")), rng=random.Random(0)) == []
 
 
 # -- the hard cap -------------------------------------------------------------------------
@@ -141,6 +164,10 @@ def test_the_guard_silences_a_decision_and_keeps_its_story() -> None:
     assert guard.check(wants, history[:1]) is wants
     quiet = Decision("ann", False, ReplyPolicy.HEURISTIC, "cold", {})
     assert guard.check(quiet, history) is quiet
+
+
+def test_the_guard_defaults_to_the_group_turn_cap() -> None:
+    assert TurnGuard().max_turns == DEFAULT_TURN_CAP
 
 
 def test_the_guard_needs_at_least_one_turn() -> None:
