@@ -544,11 +544,6 @@ class _CalledDecision(Decision):
         )
 
 
-def stable_slug(name: str) -> str:
-    base = "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_") or "character"
-    return base[:40] if len(base) <= 40 else base[:32] + hashlib.sha1(base.encode()).hexdigest()[:8]
-
-
 def group_hierarchy(
     characters: Sequence[tuple[str, CharacterLike]],
     settings: GroupSettings | None = None,
