@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint bench chromium clean
+.PHONY: run test install lint bench chromium screenshot clean
 
 # The embedded model's llama.cpp is compiled from source (PyPI has no CPU wheels for it). Left to
 # itself, llama.cpp compiles for the build host's CPU (-march=native): on a Xeon with AMX that
@@ -66,6 +66,12 @@ test: $(STAMP) chromium
 	$(PY) -m ruff check personaweb tests bench
 	$(PY) -m mypy personaweb
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The README's picture: the browser test that shows a run mid-stream saves it to docs/ (an
+# ordinary test run saves its picture to a temporary folder, so the tracked file stays put).
+screenshot: $(STAMP) chromium
+	PERSONAWEB_SCREENSHOT=docs/screenshot.png $(PY) -m pytest -q -p no:cacheprovider \
+		tests/browser/test_debugger.py -k test_a_message_streams_through_the_hierarchy
 
 lint: $(STAMP)
 	$(PY) -m ruff check personaweb tests bench

@@ -3,13 +3,13 @@ sessions, and a scripted OpenAI-compatible server standing in for the LLM."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from personaweb.llm.scripted_server import ScriptedOpenAIServer
+from tests.live import scripted_llm
 from tests.scripted_replies import dialogue_responder, group_responder
 
 PASSWORD = "a-long-test-password-42"
@@ -20,23 +20,23 @@ def scripted_dialogue() -> Callable[[dict[str, Any]], str]:
     return dialogue_responder
 
 
-@contextmanager
-def scripted_llm(monkeypatch, responder) -> Iterator[ScriptedOpenAIServer]:
-    """A scripted LLM playing `responder`, with the environment pointing the app at it. A
-    mistake in the script itself fails the test when it ends."""
-    with ScriptedOpenAIServer(dialect="openai", responder=responder) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        monkeypatch.setenv("PERSONAWEB_MODEL", "scripted-model")
-        yield server
-        server.assert_no_script_errors()
-
-
 @pytest.fixture
 def llm_server(monkeypatch) -> Iterator[ScriptedOpenAIServer]:
     """The scripted LLM playing the dialogue hierarchy."""
     with scripted_llm(monkeypatch, dialogue_responder) as server:
         yield server
+
+
+@pytest.fixture
+async def clean_runs() -> AsyncIterator[None]:
+    """Runs are process-wide: the test starts with none and leaves none behind."""
+    from personaweb.web import runs
+
+    runs.reset_for_tests()
+    yield
+    for session_id in list(runs._tasks):
+        await runs.stop(session_id)
+    runs.reset_for_tests()
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from personaweb.llm.scripted_server import ScriptedOpenAIServer
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps dialling out of this closed network.
@@ -26,6 +28,18 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+@contextmanager
+def scripted_llm(monkeypatch: Any, responder: Any) -> Iterator[ScriptedOpenAIServer]:
+    """A scripted LLM playing `responder`, with the environment pointing the app at it. A
+    mistake in the script itself fails the test when it ends."""
+    with ScriptedOpenAIServer(dialect="openai", responder=responder) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("PERSONAWEB_MODEL", "scripted-model")
+        yield server
+        server.assert_no_script_errors()
 
 
 def free_port() -> int:
@@ -127,6 +141,20 @@ def collect_page_errors(page: Any, *, console: bool = False) -> list[str]:
 
         page.on("console", on_console)
     return errors
+
+
+@contextmanager
+def live_app(llm_base_url: str, tmp_path_factory: Any) -> Iterator[LiveServer]:
+    """The app in daphne on the test database, its LLM at `llm_base_url` (for a module's
+    browser tests: its log in a fresh temporary folder)."""
+    server = LiveServer(
+        sqlite_server_env(llm_base_url), tmp_path_factory.mktemp("daphne") / "daphne.log"
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def sqlite_server_env(llm_base_url: str) -> dict[str, str]:

@@ -16,6 +16,21 @@ def _last(messages: list[dict[str, str]], prefixes: tuple[str, ...]) -> dict[str
     return None
 
 
+def orchestrator_decision(messages: list[dict[str, str]]) -> str:
+    """The nested orchestrator's move, as its instructions ask: the person's message to the
+    responder, the responder's line to the style rewriter, the rewritten line to the caller."""
+    step = _last(messages, ("Message from", "Reply from"))
+    text = step["content"] if step else ""
+    said = text.partition(": ")[2]
+    if text.startswith("Message from"):
+        decision = {"action": "delegate", "to": "responder", "message": said}
+    elif text.startswith("Reply from responder"):
+        decision = {"action": "delegate", "to": "style_rewriter", "message": said}
+    else:
+        decision = {"action": "reply", "to": "caller", "message": said}
+    return json.dumps(decision)
+
+
 def dialogue_responder(body: dict[str, Any]) -> str:
     """Plays the dialogue hierarchy's three personas, routed by their system prompts.
 
@@ -28,18 +43,7 @@ def dialogue_responder(body: dict[str, Any]) -> str:
     system = messages[0]["content"]
     last = messages[-1]["content"]
     if system.startswith("You produce"):
-        step = _last(messages, ("Message from", "Reply from"))
-        text = step["content"] if step else ""
-        if text.startswith("Message from"):
-            said = text.partition(": ")[2]
-            decision = {"action": "delegate", "to": "responder", "message": said}
-        elif text.startswith("Reply from responder"):
-            line = text.partition(": ")[2]
-            decision = {"action": "delegate", "to": "style_rewriter", "message": line}
-        else:
-            line = text.partition(": ")[2]
-            decision = {"action": "reply", "to": "caller", "message": line}
-        return json.dumps(decision)
+        return orchestrator_decision(messages)
     if "Stay in character" in system:
         takes = sum(1 for m in messages if m["role"] == "assistant")
         if last.startswith("Reviewer feedback"):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from django.http import HttpRequest, HttpResponse
-from django.utils.http import content_disposition_header
+from django.http import HttpRequest
 from ninja import File, Router
 from ninja.files import UploadedFile
 from ninja.responses import Status
@@ -18,9 +17,8 @@ from ninja.responses import Status
 from personaweb.api import schemas
 from personaweb.api.common import ERRORS, caller, character_of
 from personaweb.cast import store
-from personaweb.cast.card_views import CONTENT_TYPES, import_card
-from personaweb.cast.views import EXPORT_FORMATS
-from personaweb.characters.cards import MAX_CARD_BYTES, card_to_json, card_to_png
+from personaweb.cast.card_views import card_download, import_card
+from personaweb.characters.cards import MAX_CARD_BYTES
 from personaweb.characters.sheet import CharacterError, CharacterSheet
 from personaweb.web.access import ensure_characters
 from personaweb.web.actions import Refused
@@ -158,17 +156,7 @@ def export_card(request: HttpRequest, pk: int, fmt: CardFormat) -> Any:
     """The character as a Character Card: V2 or V3, JSON or PNG (the PNG carries the card's
     own picture when it came as one)."""
     character = character_of(request, pk)
-    _, version, container = EXPORT_FORMATS[fmt]
     try:
-        sheet = store.sheet_of(character)
-        if container == "png":
-            image = bytes(character.avatar) if character.avatar else None
-            body: bytes | str = card_to_png(sheet, version, image=image)
-        else:
-            body = card_to_json(sheet, version)
+        return card_download(character, fmt)
     except CharacterError as exc:
         raise Refused(f"the stored character is invalid ({exc})", 409) from None
-    response = HttpResponse(body, content_type=CONTENT_TYPES[container])
-    filename = f"{sheet.slug}.card-v{version}.{container}"
-    response.headers["Content-Disposition"] = content_disposition_header(True, filename)
-    return response

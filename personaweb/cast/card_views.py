@@ -16,7 +16,6 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
@@ -36,6 +35,7 @@ from personaweb.characters.cards import (
 from personaweb.characters.png import is_png
 from personaweb.characters.sheet import CharacterError
 from personaweb.web.access import AuthedRequest
+from personaweb.web.downloads import attachment
 from personaweb.web.models import Character
 
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "png": "image/png"}
@@ -47,22 +47,24 @@ def character_export(request: AuthedRequest, pk: int, fmt: str) -> HttpResponse:
     character = owned(request, pk)
     if fmt not in EXPORT_FORMATS:
         raise Http404("no such card format")
-    _, version, container = EXPORT_FORMATS[fmt]
     try:
-        sheet = store.sheet_of(character)
-        if container == "png":
-            # The card's own picture when it came as a PNG; a generated avatar otherwise.
-            image = bytes(character.avatar) if character.avatar else None
-            body = card_to_png(sheet, version, image=image)
-        else:
-            body = card_to_json(sheet, version)
+        return card_download(character, fmt)
     except CharacterError as exc:
         return broken(character, exc)
-    response = HttpResponse(body, content_type=CONTENT_TYPES[container])
-    # The slug is ASCII by construction, so the filename needs no RFC 5987 encoding.
-    filename = f"{sheet.slug}.card-v{version}.{container}"
-    response.headers["Content-Disposition"] = content_disposition_header(True, filename)
-    return response
+
+
+def card_download(character: Character, fmt: str) -> HttpResponse:
+    """The character as a card file in one of EXPORT_FORMATS (the page and the API).
+    CharacterError when its stored sheet no longer validates."""
+    _, version, container = EXPORT_FORMATS[fmt]
+    sheet = store.sheet_of(character)
+    if container == "png":
+        # The card's own picture when it came as a PNG; a generated avatar otherwise.
+        image = bytes(character.avatar) if character.avatar else None
+        body: bytes | str = card_to_png(sheet, version, image=image)
+    else:
+        body = card_to_json(sheet, version)
+    return attachment(body, f"{sheet.slug}.card-v{version}.{container}", CONTENT_TYPES[container])
 
 
 @csrf_exempt  # only so that the upload handler can be set before the body is parsed ...

@@ -78,7 +78,8 @@ class CharacterForm(forms.Form):
         choices=[(s, s) for s in STRATEGIES],
         initial="nested",
         help_text="single: one prompt · nested: orchestrator over responder and rewriter · "
-        "linear: responder, rewriter, then goal alignment",
+        "linear: responder, rewriter, then goal alignment. New sessions with this character "
+        "start with it; each session can choose another.",
     )
     talkativeness = forms.FloatField(
         required=False,

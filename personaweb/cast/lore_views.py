@@ -15,7 +15,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -25,12 +24,13 @@ from personaweb.cast.forms import LorebookImportForm
 from personaweb.cast.models import Lorebook
 from personaweb.cast.sessions import default_user_name, greeting_options
 from personaweb.cast.uploads import CappedUploadHandler, too_big_request
-from personaweb.cast.views import broken, list_context, owned
-from personaweb.characters.cards import CardError, check_exportable, lines_elsewhere
+from personaweb.cast.views import list_context, with_sheet
+from personaweb.characters.cards import lines_elsewhere
 from personaweb.characters.lorebook import LorebookError, normalise_book, read_book
 from personaweb.characters.safejson import UnsafeJSON, loads
-from personaweb.characters.sheet import MAX_SAMPLE_LINES, CharacterError
+from personaweb.characters.sheet import MAX_SAMPLE_LINES, CharacterError, CharacterSheet
 from personaweb.web.access import AuthedRequest
+from personaweb.web.downloads import attachment
 from personaweb.web.models import Character
 
 MAX_LOREBOOK_BYTES = 4 * 1024 * 1024
@@ -137,11 +137,7 @@ def lorebook_export(request: AuthedRequest, pk: int) -> HttpResponse:
     """The book as a `character_book` JSON file (it imports back as it is)."""
     lorebook = owned_book(request, pk)
     body = json.dumps(lorebook.data, ensure_ascii=False, indent=2).encode("utf-8")
-    response = HttpResponse(body, content_type="application/json; charset=utf-8")
-    response.headers["Content-Disposition"] = content_disposition_header(
-        True, f"lorebook-{lorebook.pk}.json"
-    )
-    return response
+    return attachment(body, f"lorebook-{lorebook.pk}.json")
 
 
 # --- a character's own book ----------------------------------------------------------------------
@@ -149,24 +145,20 @@ def lorebook_export(request: AuthedRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def character_lorebook(request: AuthedRequest, pk: int) -> HttpResponse:
-    character = owned(request, pk)
-    try:
-        sheet = store.sheet_of(character)
-    except CharacterError as exc:
-        return broken(character, exc)
+@with_sheet
+def character_lorebook(
+    request: AuthedRequest, character: Character, sheet: CharacterSheet
+) -> HttpResponse:
     fallback = f"{sheet.name}'s lorebook"
     book = sheet.character_book
     book_form, entries = lore_forms.forms_for(book, fallback, request.POST or None)
     if request.method == "POST" and book_form.is_valid() and entries.is_valid():
         updated = lore_forms.apply(book, book_form, entries)
         try:
-            changed = sheet.with_changes(character_book=updated)
-            check_exportable(changed, bytes(character.avatar) if character.avatar else None)
+            store.save_edit(character, sheet.with_changes(character_book=updated))
         except CharacterError as exc:  # CardError included
             book_form.add_error(None, str(exc))
         else:
-            store.apply_sheet(character, changed).save()
             messages.success(request, f"Saved {sheet.name}'s lorebook.")
             return redirect("cast:detail", pk=character.pk)
     return _editor(
@@ -206,24 +198,20 @@ def _editor(
 
 @require_POST
 @login_required
-def character_samples(request: AuthedRequest, pk: int) -> HttpResponse:
+@with_sheet
+def character_samples(
+    request: AuthedRequest, character: Character, sheet: CharacterSheet
+) -> HttpResponse:
     """Take the example lines the card wrote in its description or greeting as sample lines."""
-    character = owned(request, pk)
-    try:
-        sheet = store.sheet_of(character)
-    except CharacterError as exc:
-        return broken(character, exc)
     found = [f.line for f in lines_elsewhere(sheet)][:MAX_SAMPLE_LINES]
     if sheet.sample_lines or not found:
         messages.error(request, "There are no example lines to take.")
         return redirect("cast:detail", pk=character.pk)
     try:
-        changed = sheet.with_changes(sample_lines=found)
-        check_exportable(changed, bytes(character.avatar) if character.avatar else None)
-    except (CharacterError, CardError) as exc:
+        store.save_edit(character, sheet.with_changes(sample_lines=found))
+    except CharacterError as exc:  # CardError included
         messages.error(request, f"Could not take them: {exc}")
         return redirect("cast:detail", pk=character.pk)
-    store.apply_sheet(character, changed).save()
     messages.success(request, f"Took {len(found)} sample line{'s' if len(found) != 1 else ''}.")
     return redirect("cast:detail", pk=character.pk)
 

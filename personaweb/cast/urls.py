@@ -14,6 +14,7 @@ urlpatterns = [
     path("<int:pk>/edit/", views.character_edit, name="edit"),
     path("<int:pk>/duplicate/", views.character_duplicate, name="duplicate"),
     path("<int:pk>/delete/", views.character_delete, name="delete"),
+    path("<int:pk>/confirm-endpoint/", views.character_confirm_endpoint, name="confirm_endpoint"),
     path("<int:pk>/export/<str:fmt>/", card_views.character_export, name="export"),
     path("<int:pk>/lorebook/", lore_views.character_lorebook, name="character_lorebook"),
     path("<int:pk>/samples/", lore_views.character_samples, name="samples"),

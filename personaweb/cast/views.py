@@ -1,13 +1,15 @@
 """Pages for a person's characters: list, detail, create, edit, duplicate, delete.
 
 Every view is for the signed-in owner only: another person's character is a 404, exactly like a
-missing one, so ids reveal nothing. Card import and export live in `card_views.py`.
+missing one, so ids reveal nothing; a stored sheet that no longer validates is a 409 that says
+so (`with_sheet`). Card import and export live in `card_views.py`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -23,7 +25,8 @@ from personaweb.cast.models import Lorebook
 from personaweb.cast.sessions import default_user_name
 from personaweb.characters.cards import MAX_CARD_BYTES
 from personaweb.characters.sheet import CharacterError, CharacterSheet
-from personaweb.web.access import AuthedRequest, ensure_characters
+from personaweb.web import building
+from personaweb.web.access import AuthedRequest, ensure_characters, refuse
 from personaweb.web.models import Character
 
 EXPORT_FORMATS = {
@@ -42,11 +45,28 @@ def owned(request: AuthedRequest, pk: int) -> Character:
 
 def broken(character: Character, exc: CharacterError) -> HttpResponse:
     """A stored sheet that no longer validates: say so instead of guessing at its fields."""
-    return HttpResponse(
-        f"The stored character {character.name!r} is invalid ({exc}); fix it in the admin.",
-        status=409,
-        content_type="text/plain; charset=utf-8",
+    return refuse(
+        f"The stored character {character.name!r} is invalid ({exc}); fix it in the admin."
     )
+
+
+SheetView = Callable[Concatenate[AuthedRequest, Character, CharacterSheet, ...], HttpResponse]
+
+
+def with_sheet(view: SheetView) -> Callable[..., HttpResponse]:
+    """The view gets the signed-in person's character (`pk`, else 404) and its validated sheet
+    (a sheet that no longer validates answers 409, `broken`)."""
+
+    @functools.wraps(view)
+    def wrapper(request: AuthedRequest, pk: int, *args: Any, **kwargs: Any) -> HttpResponse:
+        character = owned(request, pk)
+        try:
+            sheet = store.sheet_of(character)
+        except CharacterError as exc:
+            return broken(character, exc)
+        return view(request, character, sheet, *args, **kwargs)
+
+    return wrapper
 
 
 def list_context(request: AuthedRequest, **extra: Any) -> dict[str, Any]:
@@ -83,12 +103,11 @@ def character_list(request: AuthedRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def character_detail(request: AuthedRequest, pk: int) -> HttpResponse:
-    character = owned(request, pk)
-    try:
-        sheet = store.sheet_of(character)
-    except CharacterError as exc:
-        return broken(character, exc)
+@with_sheet
+def character_detail(
+    request: AuthedRequest, character: Character, sheet: CharacterSheet
+) -> HttpResponse:
+    confirmed = set(character.confirmed_endpoints or [])
     return render(
         request,
         "cast/detail.html",
@@ -96,13 +115,35 @@ def character_detail(request: AuthedRequest, pk: int) -> HttpResponse:
             "character": character,
             "sheet": sheet,
             "card": card_page.shown(sheet, default_user_name(request.user)),
-            "profiles": sorted(sheet.profiles.items()),
+            # (role, profile, whether its endpoint is confirmed)
+            "profiles": [
+                (role, p, p.base_url in confirmed) for role, p in sorted(sheet.profiles.items())
+            ],
+            "unconfirmed": building.unconfirmed_endpoints(character),
             "kept_keys": sorted(sheet.extensions) + sorted(sheet.card_extras),
             "export_formats": EXPORT_FORMATS,
             "session_count": character.sessions.count(),
             "attached_books": list(Lorebook.objects.filter(characters=character)),
         },
     )
+
+
+@require_POST
+@login_required
+def character_confirm_endpoint(request: AuthedRequest, pk: int) -> HttpResponse:
+    """The owner agrees that this character's profiles may call an endpoint its card named.
+    Only an endpoint the profiles name can be confirmed."""
+    character = owned(request, pk)
+    url = request.POST.get("url", "")
+    if url in (character.confirmed_endpoints or []):
+        messages.info(request, f"{url} was already confirmed.")
+    elif url in building.unconfirmed_endpoints(character):
+        character.confirmed_endpoints = [*(character.confirmed_endpoints or []), url]
+        character.save(update_fields=["confirmed_endpoints", "updated_at"])
+        messages.success(request, f"Confirmed {url}: {character.name}'s profiles may call it.")
+    else:
+        return refuse("that endpoint is not in this character's profiles", 400)
+    return redirect("cast:detail", pk=character.pk)
 
 
 @require_http_methods(["GET", "POST"])
@@ -119,12 +160,10 @@ def character_new(request: AuthedRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def character_edit(request: AuthedRequest, pk: int) -> HttpResponse:
-    character = owned(request, pk)
-    try:
-        base = store.sheet_of(character)
-    except CharacterError as exc:
-        return broken(character, exc)
+@with_sheet
+def character_edit(
+    request: AuthedRequest, character: Character, base: CharacterSheet
+) -> HttpResponse:
     form = CharacterForm(request.POST or None, base=base)
     saving = request.method == "POST" and form.is_valid() and form.sheet is not None
     if saving and _save(form, lambda sheet: store.save_edit(character, sheet)) is not None:
@@ -135,16 +174,15 @@ def character_edit(request: AuthedRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def character_duplicate(request: AuthedRequest, pk: int) -> HttpResponse:
-    character = owned(request, pk)
-    try:
-        sheet = store.sheet_of(character)
-    except CharacterError as exc:
-        return broken(character, exc)
+@with_sheet
+def character_duplicate(
+    request: AuthedRequest, character: Character, sheet: CharacterSheet
+) -> HttpResponse:
     name = store.free_name(request.user, store.copy_names(sheet.name))
     copy = sheet.with_changes(name=name, slug=store.free_slug(request.user, _slug_of(name)))
     duplicate = store.apply_sheet(Character(owner=request.user), copy)
     duplicate.avatar = character.avatar  # the copy keeps the card's picture too
+    duplicate.confirmed_endpoints = list(character.confirmed_endpoints or [])  # same owner
     duplicate.save()
     messages.success(request, f"Duplicated {character.name} as {duplicate.name}.")
     return redirect("cast:edit", pk=duplicate.pk)
@@ -187,9 +225,24 @@ def _save(form: CharacterForm, save: Callable[[CharacterSheet], Character]) -> C
 def _form_page(
     request: AuthedRequest, form: CharacterForm, character: Character | None, *, status: int
 ) -> HttpResponse:
+    # The form does not edit endpoints (cards bring them): say which roles have one, and
+    # whether the owner has confirmed it.
+    endpoints = []
+    if character is not None and form.base is not None:
+        confirmed = set(character.confirmed_endpoints or [])
+        endpoints = [
+            (role, p.base_url, p.base_url in confirmed)
+            for role, p in sorted(form.base.profiles.items())
+            if p.base_url
+        ]
     return render(
         request,
         "cast/form.html",
-        {"form": form, "character": character, "profile_roles": PROFILE_ROLES},
+        {
+            "form": form,
+            "character": character,
+            "profile_roles": PROFILE_ROLES,
+            "endpoints": endpoints,
+        },
         status=status,
     )

@@ -20,7 +20,9 @@ from personaweb.compare.models import Comparison, Vote
 from personaweb.compare.stats import Estimate
 from personaweb.compare.views import owned
 from personaweb.web.access import AuthedRequest
+from personaweb.web.downloads import attachment
 
+CSV = "text/csv; charset=utf-8"
 CSV_FIELDS = (
     "line_index",
     "sample",
@@ -239,18 +241,12 @@ def _figure(value: Estimate) -> dict[str, Any]:
     }
 
 
-def _attachment(response: HttpResponse, name: str) -> HttpResponse:
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
-
-
 @require_GET
 @login_required
 def export_json(request: AuthedRequest, pk: int) -> HttpResponse:
     comparison = owned(request, pk)
     body = json.dumps(summary(comparison), indent=2, ensure_ascii=False)
-    response = HttpResponse(body, content_type="application/json; charset=utf-8")
-    return _attachment(response, f"comparison-{comparison.pk}.json")
+    return attachment(body, f"comparison-{comparison.pk}.json")
 
 
 def _cell(value: Any) -> Any:
@@ -274,8 +270,7 @@ def write_csv(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
 def export_csv(request: AuthedRequest, pk: int) -> HttpResponse:
     comparison = owned(request, pk)
     body = write_csv(reply_rows(comparison), CSV_FIELDS)
-    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
-    return _attachment(response, f"comparison-{comparison.pk}.csv")
+    return attachment(body, f"comparison-{comparison.pk}.csv", CSV)
 
 
 @require_GET
@@ -284,5 +279,4 @@ def export_figures_csv(request: AuthedRequest, pk: int) -> HttpResponse:
     comparison = owned(request, pk)
     found = results.build(comparison, metrics.columns(comparison))
     body = write_csv(figure_rows(comparison, found), FIGURE_FIELDS)
-    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
-    return _attachment(response, f"comparison-{comparison.pk}-figures.csv")
+    return attachment(body, f"comparison-{comparison.pk}-figures.csv", CSV)

@@ -26,6 +26,7 @@ from personaweb.compare.setup import create_comparison, specs_of
 from personaweb.web import recovery, runs
 from personaweb.web.access import AuthedRequest, ensure_characters, refuse
 from personaweb.web.actions import Refused
+from personaweb.web.downloads import attachment
 from personaweb.web.ids import parse_index, parse_pk
 from personaweb.web.models import ChatSession
 
@@ -243,9 +244,7 @@ def chart_svg(request: AuthedRequest, pk: int, name: str) -> HttpResponse:
         return refuse("vote on every line, or reveal the labels, to see the charts", 403)
     found = results.build(comparison, metrics.columns(comparison))
     svg = charts.chart(name, found, list(comparison.script))
-    response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="comparison-{pk}-{name}.svg"'
-    return response
+    return attachment(svg, f"comparison-{pk}-{name}.svg", "image/svg+xml; charset=utf-8")
 
 
 def _board_response(request: AuthedRequest, comparison: Comparison) -> HttpResponse:

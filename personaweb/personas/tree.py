@@ -258,10 +258,6 @@ class MemoryStore:
     def all(self) -> list[Node]:
         return sorted((n.copy() for n in self.nodes.values()), key=lambda n: n.seq)
 
-    def leaves(self) -> list[Node]:
-        parents = {n.parent_id for n in self.nodes.values()}
-        return [n for n in self.all() if n.id not in parents]
-
 
 def export_tree(nodes: Iterable[Node], meta: dict[str, Any] | None = None) -> str:
     """The whole tree as JSON text (nodes in creation order)."""

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 
 from personaweb.training import exports
 from personaweb.web.access import AuthedRequest, refuse
+from personaweb.web.downloads import attachment
 from personaweb.web.models import Character, ChatSession
 
 CONTENT_TYPE = "application/jsonl; charset=utf-8"
@@ -30,10 +31,7 @@ def download(owner: User, kind: str, raw: Mapping[str, Any]) -> HttpResponseBase
     # Built whole: the records come from the database, which a response iterated on the
     # server's event loop must not touch.
     body = "".join(exports.jsonl(exports.records(owner, kind, filters)))
-    response = HttpResponse(body, content_type=CONTENT_TYPE)
-    name = exports.filename(kind, filters)
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return attachment(body, exports.filename(kind, filters), CONTENT_TYPE)
 
 
 @require_GET

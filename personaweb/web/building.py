@@ -7,9 +7,10 @@ message carries, and the panes of its own (a group chat's heat and policy costs)
 
 LLM profiles come in two layers, applied in this order by `apply_profiles`:
 1. a character's own defaults (its sheet's `profiles`, by role), as its card or the character
-   page set them; an endpoint (`base_url`) there is used only once its owner confirmed it,
-   because a card from a stranger must never make the server call a host the user did not
-   choose;
+   page set them; an endpoint (`base_url`) there is used only once its owner confirmed it on
+   the character page (`Character.confirmed_endpoints`, kept beside the sheet so that no card
+   or session file can carry a confirmation), because a card from a stranger must never make
+   the server call a host the user did not choose;
 2. the session's choices (by persona path), made when it was created.
 """
 
@@ -44,19 +45,17 @@ from personaweb.personas.persona import PersonaInfo, apply_profiles
 from personaweb.personas.state import PathWalk, TranscriptLine
 from personaweb.personas.tree import Node
 from personaweb.web import groups
-from personaweb.web.models import Character, ChatSession, Hierarchy
+from personaweb.web.models import Character, ChatSession, Hierarchy, Strategy
 from personaweb.web.store import OrmStore
 
-CONFIRMED_ENDPOINTS = "confirmed_endpoints"
-"""Key in a character's data: the endpoints its owner agreed its profiles may call."""
 
-
-def character_profiles(data: Mapping[str, Any]) -> dict[str, LLMProfile]:
-    """A character's own profile defaults, by role. An endpoint its owner has not confirmed is
-    dropped: that persona then uses the configured endpoint."""
-    confirmed = set(data.get(CONFIRMED_ENDPOINTS) or [])
+def character_profiles(character: Character) -> dict[str, LLMProfile]:
+    """A character's own profile defaults, by role. An endpoint its owner has not confirmed
+    (`Character.confirmed_endpoints`) is dropped: that role then uses the session's default
+    endpoint."""
+    confirmed = set(character.confirmed_endpoints or [])
     out: dict[str, LLMProfile] = {}
-    for role, raw in dict(data.get("profiles") or {}).items():
+    for role, raw in dict((character.data or {}).get("profiles") or {}).items():
         if not isinstance(raw, Mapping):
             continue
         try:
@@ -69,11 +68,17 @@ def character_profiles(data: Mapping[str, Any]) -> dict[str, LLMProfile]:
     return out
 
 
-def unconfirmed_endpoints(data: Mapping[str, Any]) -> list[str]:
+def character_strategy(character: Character | None) -> str:
+    """The strategy a character's sheet asks for: new sessions with it start with this one."""
+    strategy = (character.data or {}).get("strategy") if character is not None else None
+    return strategy if strategy in Strategy.values else Strategy.NESTED
+
+
+def unconfirmed_endpoints(character: Character) -> list[str]:
     """Endpoints a character's profiles name that its owner has not confirmed."""
-    confirmed = set(data.get(CONFIRMED_ENDPOINTS) or [])
-    urls = []
-    for raw in dict(data.get("profiles") or {}).values():
+    confirmed = set(character.confirmed_endpoints or [])
+    urls: list[str] = []
+    for raw in dict((character.data or {}).get("profiles") or {}).values():
         url = raw.get("base_url") if isinstance(raw, Mapping) else None
         if url and url not in confirmed and url not in urls:
             urls.append(str(url))
@@ -132,7 +137,7 @@ class DialogueKind(Kind):
             strategy=session.strategy or "nested",
         )
         if row is not None:
-            apply_profiles(root, character_profiles(row.data))
+            apply_profiles(root, character_profiles(row))
         return apply_profiles(root, session_profiles(session))
 
 
@@ -158,7 +163,7 @@ class GroupKind(Kind):
             ratings=RATINGS,
         )
         for character in members:
-            apply_profiles(root.children[character.slug], character_profiles(character.data))
+            apply_profiles(root.children[character.slug], character_profiles(character))
         return apply_profiles(root, session_profiles(session))
 
     def view(

@@ -31,6 +31,12 @@ class Character(models.Model):
         editable=False,
         help_text="The PNG an imported card came in: its picture goes back out on export",
     )
+    confirmed_endpoints = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The endpoints (base URLs) its owner agreed the sheet's profiles may call. "
+        "Kept beside the sheet, not in it: cards and session files never carry it",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

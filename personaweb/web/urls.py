@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("sessions/new/", views.session_new, name="session_new"),
     path("sessions/profile-fields/", views.profile_fields, name="profile_fields"),
+    path("sessions/strategy-field/", views.strategy_field, name="strategy_field"),
     path("sessions/import/", session_files.session_import, name="session_import"),
     path("groups/new/", group_views.group_new, name="group_new"),
     path("s/<int:pk>/replay/", group_views.replay, name="group_replay"),

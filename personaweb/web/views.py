@@ -17,7 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from personaweb.personas import (
     export_tree,
 )
-from personaweb.web import actions, fragments, groups, recovery
+from personaweb.web import actions, building, fragments, groups, recovery
 from personaweb.web.access import (
     AuthedRequest,
     aowned_session,
@@ -25,6 +25,8 @@ from personaweb.web.access import (
     owned_session,
     refuse,
 )
+from personaweb.web.downloads import attachment
+from personaweb.web.ids import parse_pk
 from personaweb.web.models import (
     Character,
     ChatSession,
@@ -48,16 +50,24 @@ def home(request: AuthedRequest) -> HttpResponse:
         .select_related("character")
         .annotate(node_count=Count("nodes"))
     )
+    characters = list(Character.objects.filter(owner=request.user))
+    # The form opens on the first character, with the strategy its sheet asks for.
+    first = characters[0] if characters else None
+    strategy = building.character_strategy(first)
     return render(
         request,
         "web/home.html",
         {
             "sessions": sessions,
-            "characters": Character.objects.filter(owner=request.user),
-            "persona_infos": actions.persona_infos("dialogue"),
-            "strategies": Strategy.choices,
+            "characters": characters,
+            "persona_infos": actions.persona_infos("dialogue", strategy),
+            **_strategy_context(first, strategy),
         },
     )
+
+
+def _strategy_context(character: Character | None, strategy: str) -> dict[str, object]:
+    return {"strategies": Strategy.choices, "strategy": strategy, "strategy_from": character}
 
 
 @require_GET
@@ -69,6 +79,27 @@ def profile_fields(request: AuthedRequest) -> HttpResponse:
     return render(
         request, "web/home.html#profile-fields", {"persona_infos": actions.persona_infos(*kind)}
     )
+
+
+@require_GET
+@login_required
+def strategy_field(request: AuthedRequest) -> HttpResponse:
+    """The new-session form's strategy, set to the chosen character's (re-rendered when the
+    character changes), with the persona fields of that strategy swapped in beside it."""
+    character = None
+    if (pk := parse_pk(request.GET.get("character", ""))) is not None:
+        character = Character.objects.filter(owner=request.user, pk=pk).first()
+    strategy = building.character_strategy(character)
+    kind = actions.session_kind({**request.GET.dict(), "strategy": strategy})
+    if kind is None:
+        return refuse("unknown hierarchy", 400)
+    field = render(request, "web/home.html#strategy-field", _strategy_context(character, strategy))
+    personas = render(
+        request,
+        "web/home.html#profile-fields",
+        {"persona_infos": actions.persona_infos(*kind), "oob": True},
+    )
+    return HttpResponse(field.content + personas.content)
 
 
 @require_POST
@@ -202,11 +233,8 @@ def set_mode(request: AuthedRequest, pk: int) -> HttpResponse:
 def export(request: AuthedRequest, pk: int) -> HttpResponse:
     session = owned_session(request, pk)
     nodes = OrmStore(session.pk).all_nodes()
-    response = HttpResponse(
-        export_tree(nodes, export_meta(session)), content_type="application/json"
-    )
-    response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.json"'
-    return response
+    body = export_tree(nodes, export_meta(session))
+    return attachment(body, f"session-{session.pk}.json", content_type="application/json")
 
 
 @require_POST

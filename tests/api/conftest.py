@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from personaweb.api import tokens
-from tests.web.conftest import clean_runs  # noqa: F401  (runs are process-wide: see there)
+from tests.web.conftest import runs_cleaned  # noqa: F401  (runs are process-wide: see there)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from personaweb.llm.scripted_server import ScriptedOpenAIServer
-from tests.live import LiveServer, sqlite_server_env
+from tests.live import live_app
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +20,5 @@ def browser_llm(scripted_dialogue) -> Iterator[ScriptedOpenAIServer]:
 
 @pytest.fixture(scope="module")
 def live_server_proc(django_db_setup, django_db_blocker, browser_llm, tmp_path_factory):
-    server = LiveServer(
-        sqlite_server_env(browser_llm.base_url),
-        tmp_path_factory.mktemp("daphne") / "daphne.log",
-    )
-    server.start()
-    yield server
-    server.stop()
+    with live_app(browser_llm.base_url, tmp_path_factory) as server:
+        yield server

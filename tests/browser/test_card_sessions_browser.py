@@ -46,3 +46,17 @@ def test_a_session_opens_with_the_greeting_picked_on_the_form(
         "on apace.",
     }
     assert "You are talking with Joe." in responder[-1]["messages"][0]["content"]
+
+
+def test_the_form_follows_the_chosen_characters_strategy(page: Page, live_server_proc, alice):
+    log_in(page, live_server_proc)
+    strategy = page.locator("select[name=strategy]")
+    expect(strategy).to_have_value("nested")  # Bess Tolliver's sheet
+    page.select_option("select[name=character]", label="Mack Dorsey")
+    expect(strategy).to_have_value("single")
+    expect(page.locator(".strategy-source")).to_contain_text(
+        "Prefilled from Mack Dorsey's character sheet (single)"
+    )
+    # The persona fields followed: one prompt, so no orchestrator to give a model.
+    expect(page.locator("#profile-fields input[name='model:character']")).to_have_count(1)
+    expect(page.locator("#profile-fields input[name^='model:orchestrator']")).to_have_count(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from personaweb.web.models import ChatSession, NodeRow
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "a-long-test-password-42"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
+SCREENSHOT_ENV = "PERSONAWEB_SCREENSHOT"
+"""Where the streaming test saves its picture; unset, a temporary file (`make screenshot` sets
+it to docs/screenshot.png, the README's picture, which an ordinary run must not rewrite)."""
 
 
 def log_in(page: Page, server, username: str = "alice") -> None:
@@ -51,7 +54,10 @@ def inspector_shows(page: Page, text: str) -> None:
     expect(page.locator("#inspector.htmx-added, #inspector.htmx-settling")).to_have_count(0)
 
 
-def test_a_message_streams_through_the_hierarchy(page, live_server_proc, browser_llm, alice):
+def test_a_message_streams_through_the_hierarchy(
+    page, live_server_proc, browser_llm, alice, tmp_path
+):
+    screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "screenshot.png").resolve()
     log_in(page, live_server_proc)
     new_session(page, "autonomous")
     browser_llm.chunk_delay_s = 0.12  # slow enough to catch the run in the middle
@@ -75,8 +81,9 @@ def test_a_message_streams_through_the_hierarchy(page, live_server_proc, browser
             "data-persona", "orchestrator/style_rewriter"
         )
         expect(page.locator("#runbar")).to_contain_text("running")
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT))
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot))
+        assert screenshot.stat().st_size > 0
         # Streamed text grows in place, in batches.
         first = rewriter.locator(".pv").inner_text()
         expect(rewriter.locator(".pv")).not_to_have_text(first)

@@ -5,27 +5,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from personaweb.llm.scripted_server import ScriptedOpenAIServer, ServerError
-from personaweb.web import runs
-from tests.live import LiveServer, sqlite_server_env
+from tests.live import live_app, scripted_llm
+from tests.scripted_replies import orchestrator_decision
 
 BROKEN_MODEL = "no-such-model"
 
 
 def _heard(text: str) -> str:
     return re.sub(r"\s+", " ", text)[:40]
-
-
-def _last_step(messages: list[dict[str, str]]) -> str:
-    for m in reversed(messages):
-        if m["role"] == "user" and m["content"].startswith(("Message from", "Reply from")):
-            return m["content"]
-    return ""
 
 
 def strategy_responder(body: dict[str, Any]) -> str | ServerError:
@@ -38,15 +31,7 @@ def strategy_responder(body: dict[str, Any]) -> str | ServerError:
     messages = body["messages"]
     system, last = messages[0]["content"], messages[-1]["content"]
     if system.startswith("You produce"):  # nested: the orchestrator
-        step = _last_step(messages)
-        said = step.partition(": ")[2]
-        if step.startswith("Message from"):
-            decision = {"action": "delegate", "to": "responder", "message": said}
-        elif step.startswith("Reply from responder"):
-            decision = {"action": "delegate", "to": "style_rewriter", "message": said}
-        else:
-            decision = {"action": "reply", "to": "caller", "message": said}
-        return json.dumps(decision)
+        return orchestrator_decision(messages)
     if "This is how you talk" in system:  # single: one prompt with the sample lines
         return f"Single says: thou didst say '{_heard(last)}'."
     if "Stay in character" in system:  # nested and linear: the responder
@@ -62,21 +47,8 @@ def strategy_responder(body: dict[str, Any]) -> str | ServerError:
 
 @pytest.fixture
 def compare_llm(monkeypatch) -> Iterator[ScriptedOpenAIServer]:
-    with ScriptedOpenAIServer(dialect="openai", responder=strategy_responder) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        monkeypatch.setenv("PERSONAWEB_MODEL", "scripted-model")
+    with scripted_llm(monkeypatch, strategy_responder) as server:
         yield server
-
-
-@pytest.fixture
-async def clean_runs() -> AsyncIterator[None]:
-    """Runs are process-wide: each test starts with none and leaves none behind."""
-    runs.reset_for_tests()
-    yield
-    for session_id in list(runs._tasks):
-        await runs.stop(session_id)
-    runs.reset_for_tests()
 
 
 SARA = {
@@ -114,10 +86,5 @@ def browser_compare_llm() -> Iterator[ScriptedOpenAIServer]:
 
 @pytest.fixture(scope="module")
 def compare_server(django_db_setup, django_db_blocker, browser_compare_llm, tmp_path_factory):
-    server = LiveServer(
-        sqlite_server_env(browser_compare_llm.base_url),
-        tmp_path_factory.mktemp("daphne") / "daphne.log",
-    )
-    server.start()
-    yield server
-    server.stop()
+    with live_app(browser_compare_llm.base_url, tmp_path_factory) as server:
+        yield server
