@@ -76,10 +76,18 @@ class GroupDirector(ResponseDrivenPersona):
         )
         talk = dict(talkativeness or {})
         self.members = [_member(c, slug, talk.get(slug, 0.5)) for slug, c, _root in members]
-        self.settings = settings or GroupSettings()
         self.ratings = ratings or BackgroundRatings()
         """Background rating calls in flight (see ratings.py: the ratings live on the path)."""
-        self.decider = Decider(self.members, self.settings, self.ratings)
+        self.decider = Decider(self.members, settings or GroupSettings(), self.ratings)
+
+    @property
+    def settings(self) -> GroupSettings:
+        """The group's settings: the decider's, their one owner."""
+        return self.decider.settings
+
+    @settings.setter
+    def settings(self, settings: GroupSettings) -> None:
+        self.decider.settings = settings
 
     def speakers(self) -> frozenset[str]:
         """Every character speaks in the conversation: their replies are its lines."""
