@@ -106,7 +106,7 @@ def configuration(
 ) -> dict[str, float]:
     owner, pks = prepare(database, args.sessions)
     log = Path(tempfile.mkdtemp(prefix="personaweb-bench-")) / "daphne.log"
-    with livekit.scripted_llm(latency_s=args.latency) as llm:
+    with livekit.ScriptedLLMProcess(args.latency) as llm:
         env = livekit.server_env(database, llm.base_url, redis=redis)
         servers = [Daphne(env, log).start() for _ in range(processes)]
         try:

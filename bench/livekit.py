@@ -170,6 +170,37 @@ def scripted_llm(latency_s: float = 0.0) -> Any:
     return ScriptedOpenAIServer(responder=answer)
 
 
+class ScriptedLLMProcess:
+    """scripted_llm() in a child process (bench/scripted_llm_server.py), so its JSON work
+    does not slow the benchmark's own clients. `script_errors` is read when it stops."""
+
+    def __init__(self, latency_s: float = 0.0) -> None:
+        self.latency_s = latency_s
+        self.base_url = ""
+        self.script_errors: list[str] = []
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ScriptedLLMProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, str(BENCH / "scripted_llm_server.py"), str(self.latency_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        assert self.process.stdout is not None
+        self.base_url = self.process.stdout.readline().strip()
+        if not self.base_url.startswith("http"):
+            raise RuntimeError("the scripted LLM server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        out, _ = self.process.communicate("", timeout=60)
+        lines = out.strip().splitlines()
+        self.script_errors = json.loads(lines[-1]) if lines else ["no report from the server"]
+
+
 # -- servers ---------------------------------------------------------------------------------
 
 
@@ -202,6 +233,13 @@ class Daphne:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"daphne did not start: see {self.log}")
+
+    def frame_work(self) -> dict[str, float]:
+        """The server's work on frames so far (see stamped_asgi.py), if it records it."""
+        path = self.env.get("PERSONAWEB_BENCH_STATS", "")
+        if not path or not Path(path).exists():
+            return {"render_s": 0.0, "publish_s": 0.0, "forward_s": 0.0, "changes": 0}
+        return dict(json.loads(Path(path).read_text()))
 
     def cpu_s(self) -> float:
         """CPU seconds (user + system) the process has used so far."""

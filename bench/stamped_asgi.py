@@ -2,24 +2,39 @@
 
 The benchmark's browsers measure "change to screen": from the moment the engine reports a
 node change (the Broadcaster's `snapshot`) to the moment a WebSocket client has the frame.
-This module wraps two functions of personaweb.web.live so that each change frame starts with
-`<!--pw-t0=SECONDS-->` (wall-clock time, shared by every process on the machine). The
-product's frames carry no such thing; daphne serves this module only when a benchmark asks:
+This module wraps functions of personaweb.web.live so that each change frame starts with
+`<!--pw-t0=SECONDS-->` (wall-clock time, shared by every process on the machine), and adds up
+the server's work on frames (CPU time of the thread doing it: rendering; publishing to the
+channel layer; every consumer's forwarding to its socket) into the JSON file named by
+PERSONAWEB_BENCH_STATS. The product's frames carry no such thing; daphne serves this module
+only when a benchmark asks:
 
     daphne stamped_asgi:application     (with bench/ on PYTHONPATH)
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from personaweb.asgi import application  # noqa: F401  (sets Django up first)
-from personaweb.web import live
+from personaweb.web import consumers, live
 
 _stamps: dict[int, float] = {}
 _snapshot = live.snapshot
 _render = live.Frames.render
+_publish = live.publish
+_forward = consumers.SessionConsumer.frame
+_stats = {"render_s": 0.0, "publish_s": 0.0, "forward_s": 0.0, "changes": 0}
+_stats_file = os.environ.get("PERSONAWEB_BENCH_STATS", "")
+
+
+def _save() -> None:
+    if _stats_file:
+        Path(_stats_file).write_text(json.dumps(_stats))
 
 
 def _stamped_snapshot(*args: Any, **kwargs: Any) -> live.Change:
@@ -29,12 +44,31 @@ def _stamped_snapshot(*args: Any, **kwargs: Any) -> live.Change:
 
 
 def _stamped_render(self: live.Frames, item: live.Change | live.Tokens) -> str:
+    started = time.thread_time()
     html = _render(self, item)
+    _stats["render_s"] += time.thread_time() - started
     t0 = _stamps.pop(id(item), None)
     if t0 is None or not html:
         return html
+    _stats["changes"] += 1
     return f"<!--pw-t0={t0:.6f}-->{html}"
+
+
+async def _timed_publish(session_id: int, event: dict[str, Any]) -> None:
+    started = time.thread_time()
+    await _publish(session_id, event)
+    _stats["publish_s"] += time.thread_time() - started
+    _save()
+
+
+async def _timed_forward(self: consumers.SessionConsumer, event: dict[str, Any]) -> None:
+    started = time.thread_time()
+    await _forward(self, event)
+    _stats["forward_s"] += time.thread_time() - started
+    _save()
 
 
 live.snapshot = _stamped_snapshot  # type: ignore[assignment]
 live.Frames.render = _stamped_render  # type: ignore[method-assign]
+live.publish = _timed_publish  # type: ignore[assignment]
+consumers.SessionConsumer.frame = _timed_forward  # type: ignore[method-assign]

@@ -121,9 +121,10 @@ async def stream(
                 if deadline > loop.time():
                     yield ": keep-alive\n\n"
                 continue
-            summary = message.get("summary")
-            if not isinstance(summary, dict):
+            raw = message.get("summary")
+            if not isinstance(raw, str):
                 continue  # a frame without one (a reload marker, a flash): HTML only
+            summary = json.loads(raw)
             count += 1
             yield sse(str(summary.get("event", "change")), summary, count)
             if next_run and run_id is None:

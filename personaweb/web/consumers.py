@@ -9,6 +9,7 @@ consumer dies with its socket, while runs belong to the server process (runs.py)
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -70,7 +71,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
         recovery.ensure_recovered()
         return ChatSession.objects.filter(pk=self.session_id, owner=user).exists()
 
-    @database_sync_to_async
+    # Its own thread, not the one the session's run writes through: a resync renders the
+    # whole tree pane (a few hundred ms at 10,000 nodes), and ten browsers reconnecting
+    # must not hold the run's writes for seconds. It only reads.
+    @partial(database_sync_to_async, thread_sensitive=False)
     def resync(self, window: int) -> str:
         session = ChatSession.objects.select_related("character").filter(pk=self.session_id).first()
         return fragments.resync(session, window) if session is not None else ""

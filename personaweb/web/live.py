@@ -15,14 +15,18 @@ The rules:
 - **No frame exceeds FRAME_LIMIT.** Should one, browsers are told to reload their panes
   instead, so nothing is lost (daphne drops a socket whose message is over 1 MiB).
 - **Order is kept.** Frames go out in the order their changes happened, tokens included.
-- **Each frame carries a summary beside its HTML** (`summary_of`, `run_summary`): what changed
-  as plain data (node id, kind, status, persona, the next step; a run's start and end), for
-  clients that read no HTML, such as the API's event stream. Browsers get the HTML only.
+- **Each frame carries a summary beside its HTML** (`summary_of`, `run_summary`, as JSON
+  text): what changed as plain data (node id, kind, status, persona, the next step; a run's
+  start and end), for clients that read no HTML, such as the API's event stream. Browsers
+  get the HTML only.
+- **Rendering only reads.** Where the page opens (the session's active node) is written by
+  the store with the nodes themselves; a renderer never waits for the database's write lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,7 +37,6 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 
 from personaweb.personas import Node, NodeKind, NodeStatus, PersonaInfo
 from personaweb.personas.state import Next, PathState, TranscriptLine
@@ -70,7 +73,9 @@ async def publish(session_id: int, event: dict[str, Any]) -> None:
 async def publish_html(session_id: int, html: str, summary: dict[str, Any] | None = None) -> None:
     event: dict[str, Any] = {"type": "frame", "html": guard(html)}
     if summary is not None:
-        event["summary"] = summary
+        # As JSON text: the in-memory channel layer deep-copies every event for every
+        # consumer, and a string copies for free (a dict cost more than the frame itself).
+        event["summary"] = json.dumps(summary)
     await publish(session_id, event)
 
 
@@ -224,8 +229,6 @@ class Frames:
             parts.append(self._transcript(change, side, side_ctx))
             if self.kind.own_panes and node.kind is NodeKind.DECISION:
                 parts.append(self.own_panes(change.leaf.id, side, change.transcript))
-        if change.created:
-            self._follow(node)
         return "".join(parts)
 
     def run_changed(self, side: Side, lines: tuple[TranscriptLine, ...] = ()) -> str:
@@ -291,12 +294,6 @@ class Frames:
     def _opens_branch(self, node: Node) -> bool:
         siblings = NodeRow.objects.filter(session_id=self.session_id, parent_id=node.parent_id)
         return siblings.count() > 1
-
-    def _follow(self, node: Node) -> None:
-        """A new node is the session's active leaf: the page follows the run."""
-        ChatSession.objects.filter(pk=self.session_id).update(
-            active_node=node.id, updated_at=timezone.now()
-        )
 
     def _refresh_session(self) -> None:
         # A person may change the mode or breakpoints while the run goes on.

@@ -403,26 +403,40 @@ class OrmStore:
 
     def _write_all(self, held: list[tuple[str, Node]]) -> None:
         with transaction.atomic():
-            renumber = False
-            for what, node in held:
-                if what != "add":
-                    self._update(node)
-                    continue
-                if renumber:
-                    assert self._seq is not None
-                    self._seq += 1
-                    node.seq = self._seq
-                call = self._call_json(node)  # once: it remembers this prompt
+            self._write_held(held)
+            added = [node for what, node in held if what == "add"]
+            if added:
+                self._follow(added[-1])
+
+    def _follow(self, node: Node) -> None:
+        """The newest node is where the session's page opens: it follows the run. Written
+        with the node (the same transaction), never by a frame renderer waiting for the
+        database's write lock behind the run."""
+        ChatSession.objects.filter(pk=self.session_id).update(
+            active_node=node.id, updated_at=timezone.now()
+        )
+
+    def _write_held(self, held: list[tuple[str, Node]]) -> None:
+        renumber = False
+        for what, node in held:
+            if what != "add":
+                self._update(node)
+                continue
+            if renumber:
+                assert self._seq is not None
+                self._seq += 1
+                node.seq = self._seq
+            call = self._call_json(node)  # once: it remembers this prompt
+            if not self._insert_numbered(node, call):
+                # Another writer took numbers this batch counted on: count again from
+                # the database, for this add and every held add after it (keeping order).
+                renumber = True
+                self._read_seq()
+                assert self._seq is not None
+                self._seq += 1
+                node.seq = self._seq
                 if not self._insert_numbered(node, call):
-                    # Another writer took numbers this batch counted on: count again from
-                    # the database, for this add and every held add after it (keeping order).
-                    renumber = True
-                    self._read_seq()
-                    assert self._seq is not None
-                    self._seq += 1
-                    node.seq = self._seq
-                    if not self._insert_numbered(node, call):
-                        raise IntegrityError(f"node {node.id}: no free sequence number")
+                    raise IntegrityError(f"node {node.id}: no free sequence number")
 
     def _hold(self, what: str, node: Node) -> None:
         assert self._held is not None
@@ -477,6 +491,7 @@ class OrmStore:
             try:
                 with transaction.atomic():
                     _insert(to_row(node, self.session_id, call=call))
+                    self._follow(node)
             except IntegrityError as exc:
                 if node.parent_id is not None and not _exists(self.session_id, node.parent_id):
                     raise NodeNotFound(node.parent_id) from exc
