@@ -78,9 +78,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--browsers", type=int, default=10)
-    parser.add_argument(
-        "--latency", type=float, default=0.0, help="seconds the LLM takes per call"
-    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds the LLM takes per call")
     args = parser.parse_args()
 
     database = livekit.sqlite_url()

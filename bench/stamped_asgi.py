@@ -2,12 +2,12 @@
 
 The benchmark's browsers measure "change to screen": from the moment the engine reports a
 node change (the Broadcaster's `snapshot`) to the moment a WebSocket client has the frame.
-This module wraps functions of personaweb.web.live so that each change frame starts with
-`<!--pw-t0=SECONDS-->` (wall-clock time, shared by every process on the machine), and adds up
-the server's work on frames (CPU time of the thread doing it: rendering; publishing to the
-channel layer; every consumer's forwarding to its socket) into the JSON file named by
-PERSONAWEB_BENCH_STATS. The product's frames carry no such thing; daphne serves this module
-only when a benchmark asks:
+This module wraps functions of personaweb.web.live so that each frame of changes starts
+with `<!--pw-t0=SECONDS,...-->`, one wall-clock time (shared by every process on the
+machine) per change it carries, and adds up the server's work on frames (CPU time of the
+thread doing it: rendering; publishing to the channel layer; every consumer's forwarding to
+its socket) into the JSON file named by PERSONAWEB_BENCH_STATS. The product's frames carry
+no such thing; daphne serves this module only when a benchmark asks:
 
     daphne stamped_asgi:application     (with bench/ on PYTHONPATH)
 """
@@ -25,7 +25,7 @@ from personaweb.web import consumers, live
 
 _stamps: dict[int, float] = {}
 _snapshot = live.snapshot
-_render = live.Frames.render
+_render = live.Frames.render_burst
 _publish = live.publish
 _forward = consumers.SessionConsumer.frame
 _stats = {"render_s": 0.0, "publish_s": 0.0, "forward_s": 0.0, "changes": 0}
@@ -43,15 +43,15 @@ def _stamped_snapshot(*args: Any, **kwargs: Any) -> live.Change:
     return change
 
 
-def _stamped_render(self: live.Frames, item: live.Change | live.Tokens) -> str:
+def _stamped_render(self: live.Frames, items: list[live.Change | live.Tokens]) -> str:
     started = time.thread_time()
-    html = _render(self, item)
+    html = _render(self, items)
     _stats["render_s"] += time.thread_time() - started
-    t0 = _stamps.pop(id(item), None)
-    if t0 is None or not html:
+    stamps = [t0 for item in items if (t0 := _stamps.pop(id(item), None)) is not None]
+    if not stamps or not html:
         return html
-    _stats["changes"] += 1
-    return f"<!--pw-t0={t0:.6f}-->{html}"
+    _stats["changes"] += len(stamps)
+    return f"<!--pw-t0={','.join(f'{t:.6f}' for t in stamps)}-->{html}"
 
 
 async def _timed_publish(session_id: int, event: dict[str, Any]) -> None:
@@ -69,6 +69,6 @@ async def _timed_forward(self: consumers.SessionConsumer, event: dict[str, Any])
 
 
 live.snapshot = _stamped_snapshot  # type: ignore[assignment]
-live.Frames.render = _stamped_render  # type: ignore[method-assign]
+live.Frames.render_burst = _stamped_render  # type: ignore[method-assign]
 live.publish = _timed_publish  # type: ignore[assignment]
 consumers.SessionConsumer.frame = _timed_forward  # type: ignore[method-assign]

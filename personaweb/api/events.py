@@ -124,17 +124,18 @@ async def stream(
             raw = message.get("summary")
             if not isinstance(raw, str):
                 continue  # a frame without one (a reload marker, a flash): HTML only
-            summary = json.loads(raw)
-            count += 1
-            yield sse(str(summary.get("event", "change")), summary, count)
-            if next_run and run_id is None:
-                # A run that starts without a first node (a branch, a retry) announces no
-                # start: its first change does, and its Run row says which it is.
-                started = summary.get("run") if summary.get("event") == "run_started" else None
-                run_id = started or await _running(session_id)
-            if summary.get("event") == "run_finished" and summary.get("run") == run_id:
-                yield sse("end", {"reason": "run_finished"})
-                return
+            for summary in json.loads(raw):  # one per change the frame carries
+                count += 1
+                yield sse(str(summary.get("event", "change")), summary, count)
+                if next_run and run_id is None:
+                    # A run that starts without a first node (a branch, a retry) announces
+                    # no start: its first change does, and its Run row says which it is.
+                    event = summary.get("event")
+                    started = summary.get("run") if event == "run_started" else None
+                    run_id = started or await _running(session_id)
+                if summary.get("event") == "run_finished" and summary.get("run") == run_id:
+                    yield sse("end", {"reason": "run_finished"})
+                    return
         yield sse("end", {"reason": "timeout"})
     finally:
         await layer.group_discard(group, channel)

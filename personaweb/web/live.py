@@ -15,10 +15,13 @@ The rules:
 - **No frame exceeds FRAME_LIMIT.** Should one, browsers are told to reload their panes
   instead, so nothing is lost (daphne drops a socket whose message is over 1 MiB).
 - **Order is kept.** Frames go out in the order their changes happened, tokens included.
-- **Each frame carries a summary beside its HTML** (`summary_of`, `run_summary`, as JSON
-  text): what changed as plain data (node id, kind, status, persona, the next step; a run's
-  start and end), for clients that read no HTML, such as the API's event stream. Browsers
-  get the HTML only.
+- **A burst is one frame.** Changes that queued up while the last frame rendered go out
+  together (`Frames.render_burst`): each node's part in order, the side panes once, as of
+  the last change; a node's streamed text only if nothing later in the burst replaces it.
+- **Each frame carries summaries beside its HTML** (`summary_of`, `run_summary`: a JSON
+  list, one per change it carries): what changed as plain data (node id, kind, status,
+  persona, the next step; a run's start and end), for clients that read no HTML, such as the
+  API's event stream. Browsers get the HTML only.
 - **Rendering only reads.** Where the page opens (the session's active node) is written by
   the store with the nodes themselves; a renderer never waits for the database's write lock.
 """
@@ -28,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,12 +73,15 @@ async def publish(session_id: int, event: dict[str, Any]) -> None:
     await get_channel_layer().group_send(group_name(session_id), event)
 
 
-async def publish_html(session_id: int, html: str, summary: dict[str, Any] | None = None) -> None:
+async def publish_html(
+    session_id: int, html: str, summary: dict[str, Any] | list[dict[str, Any]] | None = None
+) -> None:
+    """Publish a frame, with the summary of each change it carries (one, or a burst's)."""
     event: dict[str, Any] = {"type": "frame", "html": guard(html)}
     if summary is not None:
         # As JSON text: the in-memory channel layer deep-copies every event for every
         # consumer, and a string copies for free (a dict cost more than the frame itself).
-        event["summary"] = json.dumps(summary)
+        event["summary"] = json.dumps(summary if isinstance(summary, list) else [summary])
     await publish(session_id, event)
 
 
@@ -185,9 +191,29 @@ class Frames:
         self._sent_lines: tuple[str, ...] | None = None
 
     def render(self, item: Change | Tokens) -> str:
-        if isinstance(item, Tokens):
-            return self.tokens(item)
-        return self.change(item)
+        return self.render_burst([item])
+
+    def render_burst(self, items: Sequence[Change | Tokens]) -> str:
+        """One frame for changes that queued up together: each node's part in order (a
+        node's streamed text only if no later item replaces it), then the side panes once,
+        as of the last change on the run's path."""
+        parts: list[str] = []
+        last_side: Change | None = None
+        decided = False
+        for i, item in enumerate(items):
+            if isinstance(item, Tokens):
+                if not any(later.node.id == item.node.id for later in items[i + 1 :]):
+                    parts.append(self.tokens(item))
+                continue
+            if last_side is None and not parts:
+                self._refresh_session()
+            parts.extend(self._node_parts(item))
+            if item.leaf is not None:
+                last_side = item
+                decided = decided or item.node.kind is NodeKind.DECISION
+        if last_side is not None:
+            parts.extend(self._side_parts(last_side, with_own_panes=decided))
+        return "".join(parts)
 
     def tokens(self, item: Tokens) -> str:
         node = item.node.copy()
@@ -197,7 +223,9 @@ class Frames:
         return render_to_string(f"{PANES}#tokens", {"row": row})
 
     def change(self, change: Change) -> str:
-        self._refresh_session()
+        return self.render_burst([change])
+
+    def _node_parts(self, change: Change) -> list[str]:
         node = change.node
         ctx: dict[str, Any] = {"base": self.base, "live": True}
         parts: list[str] = []
@@ -221,15 +249,20 @@ class Frames:
             row = Row(node=node, depth=depth_of(node))
             parts.append(self._render("row-update", {**ctx, "row": row}))
             parts.append(refresh_marker(node.id))
-        if change.leaf is not None:
-            side = self._side(change)
-            side_ctx = {**ctx, "p": side, "oob": True, "modes": _modes()}
-            parts.append(self._render("runbar", side_ctx))
-            parts.append(self._render("personas", side_ctx))
-            parts.append(self._transcript(change, side, side_ctx))
-            if self.kind.own_panes and node.kind is NodeKind.DECISION:
-                parts.append(self.own_panes(change.leaf.id, side, change.transcript))
-        return "".join(parts)
+        return parts
+
+    def _side_parts(self, change: Change, *, with_own_panes: bool) -> list[str]:
+        assert change.leaf is not None
+        side = self._side(change)
+        ctx = {"base": self.base, "live": True, "p": side, "oob": True, "modes": _modes()}
+        parts = [
+            self._render("runbar", ctx),
+            self._render("personas", ctx),
+            self._transcript(change, side, ctx),
+        ]
+        if self.kind.own_panes and with_own_panes:
+            parts.append(self.own_panes(change.leaf.id, side, change.transcript))
+        return parts
 
     def run_changed(self, side: Side, lines: tuple[TranscriptLine, ...] = ()) -> str:
         """A run started or ended: the runbar and personas (and a group's panes; `lines`,
@@ -312,9 +345,6 @@ def _modes() -> list[tuple[str, str]]:
     return list(Mode.choices)
 
 
-Render = Callable[[Change | Tokens], str]
-
-
 class Broadcaster:
     """The engine's Observer: queues each change and streamed text; one worker task renders
     and publishes them in order, off the run's path (see the module rules)."""
@@ -324,7 +354,7 @@ class Broadcaster:
         session_id: int,
         frames: Frames | None,
         *,
-        render: Callable[[Change | Tokens], Awaitable[str]] | None = None,
+        render: Callable[[list[Change | Tokens]], Awaitable[str]] | None = None,
         send: Callable[[str], Awaitable[None]] | None = None,
         clock: Callable[[], float] | None = None,
         call_later: Callable[[float, Callable[[], None]], Any] | None = None,
@@ -341,7 +371,7 @@ class Broadcaster:
         self._flusher: Any = None
         if render is None:
             assert frames is not None
-            render = sync_to_async(frames.render, thread_sensitive=False)
+            render = sync_to_async(frames.render_burst, thread_sensitive=False)
         self._render = render
         self._send = send
         self._clock = clock
@@ -400,15 +430,21 @@ class Broadcaster:
         self._queue.put_nowait(item)
 
     async def _work(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
+        done = False
+        while not done:
+            burst = [await self._queue.get()]
+            # What queued up while the last frame rendered goes out as one frame.
+            while not self._queue.empty():
+                burst.append(self._queue.get_nowait())
+            done = None in burst  # close() queues None last
+            items = [item for item in burst if item is not None]
+            if not items:
+                continue
             try:
-                html = await self._render(item)
+                html = await self._render(items)
                 if html and self._send is not None:
                     await self._send(html)
                 elif html:
-                    await publish_html(self.session_id, html, summary_of(item))
+                    await publish_html(self.session_id, html, [summary_of(i) for i in items])
             except Exception:
                 log.exception("a live frame of session %s failed", self.session_id)

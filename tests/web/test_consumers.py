@@ -119,3 +119,55 @@ async def test_a_reconnect_gets_the_current_state(async_client, alice, make_sess
         assert "waiting for review of orchestrator" in resync
     finally:
         await communicator.disconnect()
+
+
+async def test_changes_that_queue_up_go_out_as_one_frame_with_the_panes_once(alice, make_session):
+    from personaweb.personas import Action, NodeKind, NodeStatus
+    from personaweb.personas.state import derive
+    from personaweb.personas.tree import Node
+    from personaweb.web import building
+    from personaweb.web.live import Broadcaster, Frames
+
+    session = await sync_to_async(make_session)(alice, mode="review")
+    communicator, connected = await connect(session, alice)
+    try:
+        assert connected
+        await communicator.receive_from()  # the resync
+        root = await sync_to_async(building.hierarchy_for)(session)
+        frames = await sync_to_async(Frames)(session, root.describe(), building.kind_of(session))
+        broadcaster = Broadcaster(session.pk, frames)
+        said = Node(
+            id="a" * 32,
+            parent_id=None,
+            persona=root.path,
+            kind=NodeKind.INBOUND,
+            sender="user",
+            content="Hello",
+            seq=1,
+        )
+        asked = Node(
+            id="b" * 32,
+            parent_id=said.id,
+            persona=root.path,
+            kind=NodeKind.PROPOSAL,
+            status=NodeStatus.STREAMING,
+            action=Action.REPLY,
+            content="",
+            seq=2,
+        )
+        state = derive([said, asked], root.path, root.speakers())
+        # Three changes and streamed text queue up before the worker runs: one burst.
+        await broadcaster.node_changed(said, state, True)
+        await broadcaster.tokens(asked, "Hel")
+        asked.status, asked.content = NodeStatus.PROPOSED, "Hello to you."
+        await broadcaster.node_changed(
+            asked, derive([said, asked], root.path, root.speakers()), True
+        )
+        await broadcaster.close()
+        html = await communicator.receive_from()
+        assert await communicator.receive_nothing(timeout=0.2)  # one frame, not three
+        assert html.count('id="runbar"') == 1 and html.count('id="personas"') == 1
+        assert "Hello to you." in html
+        assert 'id="stream-' not in html  # the later change replaced the streamed text
+    finally:
+        await communicator.disconnect()

@@ -130,8 +130,8 @@ class FakeTimers:
 def recording_broadcaster(timers: FakeTimers) -> tuple[Broadcaster, list[object]]:
     sent: list[object] = []
 
-    async def render(item) -> str:
-        sent.append(item)
+    async def render(items) -> str:
+        sent.extend(items)
         return "frame"
 
     async def send(html: str) -> None:
