@@ -80,7 +80,9 @@ async def load(
     async def play(i: int) -> list[str]:
         sender = servers[i % len(servers)]
         return [
-            await livekit.run_turn(sender.url, owner.token, pks[i], f"Line {t} of session {i}.")
+            await livekit.run_turn(
+                sender.url, owner.token, pks[i], f"Line {t} of session {i}.", poll_s=0.5
+            )
             for t in range(turns)
         ]
 

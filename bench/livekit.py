@@ -294,13 +294,13 @@ def api(base: str, token: str, method: str, path: str, body: Any = None) -> Any:
     return json.loads(raw) if raw else None
 
 
-async def run_turn(base: str, token: str, session_pk: int, text: str) -> str:
-    """Send a message and wait until its run ends; the run's final status."""
+async def run_turn(base: str, token: str, session_pk: int, text: str, poll_s: float = 0.1) -> str:
+    """Send a message and wait until its run ends (asking every `poll_s`); its final status."""
     run = await asyncio.to_thread(
         api, base, token, "POST", f"/sessions/{session_pk}/messages", {"text": text}
     )
     while True:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(poll_s)
         now = await asyncio.to_thread(
             api, base, token, "GET", f"/sessions/{session_pk}/runs/{run['id']}"
         )

@@ -22,7 +22,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from personaweb.personas import ActionRefused, Engine, Node
@@ -201,6 +201,10 @@ def _finish(run_id: int, status: str, error: str, leaf: str) -> None:
         )
         if leaf and run is not None:
             ChatSession.objects.filter(pk=run.session_id).update(active_node=leaf)
+    # The run's database thread is done with its connection: give it back (a request's is
+    # closed when the request ends; a run outlives its request).
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 # --- stopping ----------------------------------------------------------------------------------
