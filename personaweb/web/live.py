@@ -16,8 +16,9 @@ The rules:
   instead, so nothing is lost (daphne drops a socket whose message is over 1 MiB).
 - **Order is kept.** Frames go out in the order their changes happened, tokens included.
 - **A burst is one frame.** Changes that queued up while the last frame rendered go out
-  together (`Frames.render_burst`): each node's part in order, the side panes once, as of
-  the last change; a node's streamed text only if nothing later in the burst replaces it.
+  together (`Frames.render_burst`): each node once, where it first appears, as it is last;
+  the side panes once, as of the last change; a node's streamed text only if nothing later
+  in the burst replaces it.
 - **Each frame carries summaries beside its HTML** (`summary_of`, `run_summary`: a JSON
   list, one per change it carries): what changed as plain data (node id, kind, status,
   persona, the next step; a run's start and end), for clients that read no HTML, such as the
@@ -32,7 +33,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -194,25 +195,36 @@ class Frames:
         return self.render_burst([item])
 
     def render_burst(self, items: Sequence[Change | Tokens]) -> str:
-        """One frame for changes that queued up together: each node's part in order (a
-        node's streamed text only if no later item replaces it), then the side panes once,
-        as of the last change on the run's path."""
-        parts: list[str] = []
-        last_side: Change | None = None
-        decided = False
+        """One frame for changes that queued up together: each node once, where it first
+        appears, as it is last (a node made and changed in the same burst is inserted as it
+        is now); a node's streamed text only if no later item replaces it; then the side
+        panes once, as of the last change on the run's path."""
+        changes: dict[str, Change] = {}  # node id -> its last change, made=True if any was
+        order: list[Change | Tokens] = []
         for i, item in enumerate(items):
+            node_id = item.node.id
             if isinstance(item, Tokens):
-                if not any(later.node.id == item.node.id for later in items[i + 1 :]):
-                    parts.append(self.tokens(item))
+                if not any(later.node.id == node_id for later in items[i + 1 :]):
+                    order.append(item)
                 continue
-            if last_side is None and not parts:
-                self._refresh_session()
-            parts.extend(self._node_parts(item))
-            if item.leaf is not None:
-                last_side = item
-                decided = decided or item.node.kind is NodeKind.DECISION
-        if last_side is not None:
-            parts.extend(self._side_parts(last_side, with_own_panes=decided))
+            earlier = changes.get(node_id)
+            if earlier is None:
+                order.append(item)
+            elif earlier.created and not item.created:
+                item = replace(item, created=True)
+            changes[node_id] = item
+        parts: list[str] = []
+        if changes:
+            self._refresh_session()
+        for item in order:
+            if isinstance(item, Tokens):
+                parts.append(self.tokens(item))
+            else:
+                parts.extend(self._node_parts(changes[item.node.id]))
+        on_path = [c for c in items if isinstance(c, Change) and c.leaf is not None]
+        if on_path:
+            decided = any(c.node.kind is NodeKind.DECISION for c in on_path)
+            parts.extend(self._side_parts(on_path[-1], with_own_panes=decided))
         return "".join(parts)
 
     def tokens(self, item: Tokens) -> str:

@@ -4,16 +4,26 @@
 
   // Live fragments from the server may target things this page does not show (another node in
   // the inspector, a row outside the shown window). Drop those before the ws extension swaps,
-  // instead of letting htmx log "target not found".
-  function keep(el) {
+  // instead of letting htmx log "target not found". One frame may carry several changes (a
+  // burst): a target that an earlier part of the same frame inserts counts as shown, since
+  // the parts are swapped in order.
+  function shown(id, frame, el) {
+    if (document.getElementById(id)) return true;
+    if (!frame) return false;
+    return Array.from(frame.querySelectorAll('[id="' + CSS.escape(id) + '"]')).some(function (x) {
+      return x !== el;
+    });
+  }
+
+  function keep(el, frame) {
     var d = el.dataset || {};
-    if ("pwOptional" in d && !document.getElementById(el.id)) return false;
+    if ("pwOptional" in d && !shown(el.id, frame, el)) return false;
     if (d.pwIfNode !== undefined) {
       var ins = document.getElementById("inspector");
       if (!ins || ins.dataset.node !== d.pwIfNode) return false;
     }
     if (d.pwNew && document.getElementById(d.pwNew)) return false;   // already shown (resync raced)
-    if (d.pwIfExists && !document.getElementById(d.pwIfExists)) {
+    if (d.pwIfExists && !shown(d.pwIfExists, frame, el)) {
       // Its place is not on this page. While panes are being reloaded it may be that the
       // reload was rendered before this change: reload once more when it lands.
       if (reloading) reloadAgain = true;
@@ -69,7 +79,7 @@
       var tpl = document.createElement("template");
       tpl.innerHTML = text;   // inert: nothing in a template runs or loads
       Array.from(tpl.content.children).forEach(function (el) {
-        if (obey(el) || !keep(el)) el.remove();
+        if (obey(el) || !keep(el, tpl.content)) el.remove();
       });
       return tpl.innerHTML;
     },
