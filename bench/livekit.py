@@ -34,17 +34,13 @@ for entry in (str(REPO), str(BENCH)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
+from tests.live import LiveServer  # noqa: E402
+
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_URL = "redis://127.0.0.1:6379/0"
 STAMP = re.compile(r"^<!--pw-t0=([0-9.,]+)-->")
 TICKS = os.sysconf("SC_CLK_TCK")
 APP = "stamped_asgi:application"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- database ------------------------------------------------------------------------------
@@ -204,35 +200,18 @@ class ScriptedLLMProcess:
 # -- servers ---------------------------------------------------------------------------------
 
 
-class Daphne:
-    """daphne serving stamped_asgi on a free port."""
+class Daphne(LiveServer):
+    """daphne serving stamped_asgi (frames carry the time of their change) on a free port."""
+
+    app = APP
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = env
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
+        paths = os.pathsep.join([str(BENCH), str(REPO)])
+        super().__init__({**env, "PYTHONPATH": paths}, log)
 
     def start(self, timeout_s: float = 60) -> Daphne:
-        env = {**self.env, "PYTHONPATH": os.pathsep.join([str(BENCH), str(REPO)])}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), APP],
-            cwd=REPO,
-            env=env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited: see {self.log}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"daphne did not start: see {self.log}")
+        super().start(timeout_s)
+        return self
 
     def frame_work(self) -> dict[str, float]:
         """The server's work on frames so far (see stamped_asgi.py), if it records it."""
@@ -246,15 +225,6 @@ class Daphne:
         assert self.process is not None
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICKS
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
 
 
 def server_env(database_url: str, llm_url: str, *, redis: bool) -> dict[str, str]:

@@ -51,6 +51,9 @@ def free_port() -> int:
 class LiveServer:
     """daphne serving personaweb.asgi on a fixed port; can be killed and started again."""
 
+    app = "personaweb.asgi:application"
+    """The ASGI application daphne serves (the benchmarks serve a stamped one)."""
+
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -58,7 +61,7 @@ class LiveServer:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 30) -> None:
+    def start(self, timeout_s: float = 30) -> LiveServer:
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -68,7 +71,7 @@ class LiveServer:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
-                "personaweb.asgi:application",
+                self.app,
             ],
             cwd=REPO,
             env=self.env,
@@ -81,7 +84,7 @@ class LiveServer:
                 raise RuntimeError(f"daphne exited: see {self.log}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                    return self
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"daphne did not start in {timeout_s:.0f} s: see {self.log}")
