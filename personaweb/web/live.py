@@ -191,9 +191,6 @@ class Frames:
         self.session = session
         self._sent_lines: tuple[str, ...] | None = None
 
-    def render(self, item: Change | Tokens) -> str:
-        return self.render_burst([item])
-
     def render_burst(self, items: Sequence[Change | Tokens]) -> str:
         """One frame for changes that queued up together: each node once, where it first
         appears, as it is last (a node made and changed in the same burst is inserted as it
@@ -233,9 +230,6 @@ class Frames:
         node.content = item.text
         row = Row(node=node, depth=depth_of(node))
         return render_to_string(f"{PANES}#tokens", {"row": row})
-
-    def change(self, change: Change) -> str:
-        return self.render_burst([change])
 
     def _node_parts(self, change: Change) -> list[str]:
         node = change.node
