@@ -285,11 +285,12 @@ class EmbeddedServer:
         return self._process is not None and self._process.poll() is None
 
     def command(self) -> list[str]:
-        """The server command line (flags as in llama_cpp/server/settings.py of 0.3.36)."""
+        """The server command line (flags as in llama_cpp/server/settings.py of 0.3.36): its
+        own server, with the fix in llama_server.py."""
         cmd = [
             self.python,
             "-m",
-            "llama_cpp.server",
+            "personaweb.llm.llama_server",
             "--model",
             str(find_gguf()),
             "--model_alias",

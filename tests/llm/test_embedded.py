@@ -219,3 +219,27 @@ def test_the_launcher_reports_a_death_and_does_not_restart_a_crash_loop(tmp_path
         assert "was killed by SIGKILL" in printed.err and "Not restarting" in printed.out
     finally:
         supervisor.stop()
+
+
+async def test_a_schema_whose_enum_quotes_someone_is_answered_not_a_crash(
+    embedded_server: EmbeddedServer,
+) -> None:
+    # A guided orchestrator relays the responder's reply as the one allowed message; a reply
+    # that quotes someone once made llama-cpp-python build a grammar llama.cpp could not parse,
+    # and the server died of SIGSEGV (personaweb/llm/llama_server.py).
+    relayed = 'He said "what are you doing here?"\nand left. A back\\slash too.'
+    schema = {**DECISION, "properties": {**DECISION["properties"]}}
+    schema["properties"]["message"] = {"type": "string", "enum": [relayed]}
+    model = embedded_model(embedded_server)
+    request = ChatRequest(
+        (
+            ChatMessage("system", "Answer only with JSON with keys action, to, message."),
+            ChatMessage("user", f"Pass this on to style_rewriter: {relayed}"),
+        ),
+        LLMProfile(max_tokens=128, temperature=0.0),
+        schema=schema,
+    )
+    completion = await model.complete(request)
+    await model.aclose()
+    assert completion.parsed["message"] == relayed
+    assert embedded_server.death() is None

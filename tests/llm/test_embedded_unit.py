@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import signal
+
+import pytest
 
 from personaweb.llm.embedded import (
     EmbeddedServer,
@@ -54,3 +57,14 @@ def test_a_status_file_round_trips_and_bad_files_read_as_none(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     assert read_status(tmp_path / "bad.json") is None
     assert read_status(None) is None
+
+
+def test_grammar_literals_escape_backslashes_once_fixed() -> None:
+    llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    from personaweb.llm.llama_server import fix_grammar_literals
+
+    schema = json.dumps({"type": "string", "enum": ['say "no"']})
+    fix_grammar_literals()
+    grammar = llama_grammar.json_schema_to_gbnf(schema)
+    # The JSON text "say \"no\"" as a grammar literal: quote, backslash and quote escaped.
+    assert r'"\"say \\\"no\\\"\""' in grammar
