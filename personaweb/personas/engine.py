@@ -1,7 +1,11 @@
 """The step engine: turns the state derived from a path into the next persisted node.
 
-Every step is written before the next begins (pending before an LLM call, then streaming,
-then proposed), so a run that dies with its process resumes from its last node.
+Every step is written before the next begins (pending before its LLM call answers, then
+streaming, then proposed), so a run that dies with its process resumes from its last node. A
+run's writes are held and written together (the store's batch): the ones made before an LLM
+call go to the store while the call is on its way, and no answer reaches a persona before they
+have landed (`_AfterWrites`). A process that dies in between has either written them or not
+(a write is one transaction); either way the store holds a path it resumes from.
 
 The engine keeps a `PathWalk` of the path it works on and extends it with every node it
 writes, so deciding the next step never re-reads the path: a step costs the same at turn 10
@@ -16,16 +20,24 @@ also tells the sink which spans it ended; without one, no tracing work is done a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from personaweb.llm.calls import DEFAULT_RETRY, RetryPolicy
-from personaweb.llm.types import CallRecord, ChatModel
+from personaweb.llm.types import (
+    CallRecord,
+    ChatModel,
+    ChatRequest,
+    Completion,
+    LLMProfile,
+    StreamChunk,
+)
 from personaweb.personas import tracing
 from personaweb.personas.persona import ProposeContext, ResponseDrivenPersona, TokenCallback
 from personaweb.personas.proposal import ProposalFailed
@@ -277,9 +289,9 @@ class Engine:
     async def advance(self, leaf_id: str, *, stop: bool = True) -> Node:
         """Step until the run must wait; returns the leaf where it stopped. With `stop=False`
         nothing waits for review: the rest of this turn runs as if autonomous."""
-        current = await self.store.get(leaf_id)
-        # The run's writes go out together between LLM calls (the store flushes before each
-        # call, see _propose, and when the batch ends).
+        current = await self.store.get(leaf_id, with_call=False)
+        # The run's writes go out together, while each LLM call is on its way (_AfterWrites)
+        # and when the batch ends.
         async with self.store.batch():
             while True:
                 changed = await self.step(current.id, stop=stop)
@@ -304,7 +316,7 @@ class Engine:
     async def add_data(self, node_id: str, data: dict[str, Any]) -> Node:
         """Merge facts into a node's data (e.g. which sample of a line a branch is). Through
         the engine, so its walk holds them too and a later write does not drop them."""
-        node = await self.store.get(node_id)
+        node = await self.store.get(node_id, with_call=False)
         node.data = {**node.data, **data}
         await self._update(node)
         return node
@@ -332,7 +344,6 @@ class Engine:
             raise ActionRefused("feedback is empty")
         _check_length(text, "feedback")
         node = await self._checked(node_id, "feedback")
-        await self._supersede(node)
         fb = Node(
             id=new_id(),
             parent_id=node.id,
@@ -342,7 +353,9 @@ class Engine:
             sender="reviewer",
             data=self._acted({}, action, on=node.id),
         )
-        return await self._add(fb)
+        async with self.store.batch():  # both writes together
+            await self._supersede(node)
+            return await self._add(fb)
 
     async def edit(
         self,
@@ -365,7 +378,6 @@ class Engine:
         if action is not Action.PASS and not content.strip():
             raise ActionRefused("the edited content is empty")
         _check_length(content, "edited content")
-        await self._supersede(node)
         edited = Node(
             id=new_id(),
             parent_id=node.id,
@@ -377,7 +389,9 @@ class Engine:
             target=target,
             data=self._acted({"edited_from": node.id}, "edit", on=node.id),
         )
-        return await self._add(edited)
+        async with self.store.batch():  # both writes together
+            await self._supersede(node)
+            return await self._add(edited)
 
     async def branch(self, node_id: str, feedback: str | None = None) -> Node:
         """Replay from any node, leaving the old branch untouched.
@@ -419,7 +433,7 @@ class Engine:
 
     async def check_continue(self, node_id: str) -> tuple[Node, str]:
         """Refuse a continuation that cannot happen; returns the cut node and its parent."""
-        node = await self._checked(node_id, "continue")
+        node = await self._checked(node_id, "continue", with_call=True)  # its prompt is reused
         if node.parent_id is None:
             raise ActionRefused("nothing to continue before the first message")
         state = await self.state(node.parent_id)
@@ -466,7 +480,7 @@ class Engine:
 
     async def _advance_one_proposal(self, leaf_id: str) -> Node:
         """Step (approving nothing) until a new proposal waits or the run can't go on."""
-        current = await self.store.get(leaf_id)
+        current = await self.store.get(leaf_id, with_call=False)
         while True:
             state = await self.state(current.id)
             if state.next.kind not in (NextKind.PROPOSE, NextKind.DELEGATE):
@@ -482,8 +496,10 @@ class Engine:
             node.status = NodeStatus.SUPERSEDED
             await self._update(node)
 
-    async def _checked(self, node_id: str, action: str) -> Node:
-        node = await self.store.get(node_id)
+    async def _checked(self, node_id: str, action: str, *, with_call: bool = False) -> Node:
+        """The node, if `action` is allowed on it (without its call record unless asked: a
+        write of it keeps the stored one)."""
+        node = await self.store.get(node_id, with_call=with_call)
         has_children = bool(await self.store.children(node_id))
         if action not in allowed_actions(node, has_children):
             raise ActionRefused(
@@ -504,12 +520,21 @@ class Engine:
             persona = self.root.find(persona_path)
         except KeyError:
             return await self._fail(parent_id, persona_path, f"no persona at {persona_path}")
-        await self.store.flush()  # everything so far is persisted before any LLM call
+        async with self.store.batch():  # (a no-op inside a run's batch; alone: a branch ...)
+            return await self._propose_held(state, persona, parent_id, continuation)
+
+    async def _propose_held(
+        self,
+        state: PathState,
+        persona: ResponseDrivenPersona,
+        parent_id: str,
+        continuation: Node | None,
+    ) -> Node:
+        persona_path = persona.path
+        model = _AfterWrites(self.model, self.store)
+        ctx = self._context(state, persona_path, model=model)
         try:
-            try:
-                deliberations = await persona.deliberate(self._context(state, persona_path))
-            except Exception as exc:
-                raise _as_failure(exc, persona_path) from exc
+            deliberations = await self._persona_call(persona.deliberate(ctx), persona_path, model)
         except ProposalFailed as exc:
             return await self._fail(
                 parent_id, persona_path, exc.reason, retryable=exc.retryable, call=exc.call
@@ -537,7 +562,7 @@ class Engine:
             status=NodeStatus.PENDING,
         )
         await self._add(node)
-        await self.store.flush()  # the pending node is persisted before its call
+        model = _AfterWrites(self.model, self.store)  # the pending node lands before its answer
 
         async def on_token(text: str) -> None:
             if node.status is NodeStatus.PENDING:
@@ -553,13 +578,10 @@ class Engine:
             await self._update(node)
             await self.store.flush()
 
-        ctx = self._context(state, persona_path, on_token, on_status)
+        ctx = self._context(state, persona_path, on_token, on_status, model=model)
         ctx.continuation = continuation
         try:
-            try:
-                proposal = await persona.propose(ctx)
-            except Exception as exc:
-                raise _as_failure(exc, persona_path) from exc
+            proposal = await self._persona_call(persona.propose(ctx), persona_path, model)
         except ProposalFailed as exc:
             node.kind = NodeKind.ERROR
             node.status = NodeStatus.FAILED
@@ -577,18 +599,32 @@ class Engine:
         await self._update(node, Change.SETTLED, with_call=True)
         return node
 
+    async def _persona_call(self, call: Awaitable[_T], persona: str, model: _AfterWrites) -> _T:
+        """What a persona's deliberate or propose returns, once the writes its calls started
+        have landed. Anything the persona raises becomes ProposalFailed; a failed write is the
+        store's failure, not the persona's, and fails the run as it is."""
+        try:
+            result = await call
+        except Exception as exc:
+            await model.settle()
+            raise _as_failure(exc, persona) from exc
+        await model.settle()
+        return result
+
     def _context(
         self,
         state: PathState,
         persona_path: str,
         on_token: TokenCallback | None = None,
         on_status: TokenCallback | None = None,
+        *,
+        model: ChatModel | None = None,
     ) -> ProposeContext:
         ctx = ProposeContext(
             persona=persona_path,
             history=state.history(persona_path),
             current=state.current(persona_path),
-            model=self.model,
+            model=model or self.model,
             guided=self.config.guided,
             retry=self.config.retry,
         )
@@ -716,7 +752,7 @@ class Engine:
         tracer = self.tracer
         if tracer is None:
             return
-        node = await self.store.get(node_id)
+        node = await self.store.get(node_id, with_call=False)
         mark = node.data.get(tracing.TRACE)
         if node.status is not NodeStatus.INTERRUPTED or not isinstance(mark, dict):
             return
@@ -761,6 +797,66 @@ class Engine:
         if not created and any(n.id == node.id for n in walk.state.path):
             self.walk = None  # an earlier node changed: read the path afresh next time
         return None
+
+
+_T = TypeVar("_T")
+
+
+class _AfterWrites:
+    """The model as a persona sees it during one phase of a step (deliberate, propose). Its
+    first call starts writing what the store holds and goes out at once, while the writes are
+    on their way (they overlap the call instead of delaying it); an answer (the first streamed
+    chunk, or the completion) is handed on only once they have landed. So nothing a persona
+    does with an answer comes before the store holds what led to it, and a phase that makes
+    no call writes nothing yet (its writes go with the next call, or when the batch ends)."""
+
+    def __init__(self, model: ChatModel, store: Store) -> None:
+        self.model = model
+        self.store = store
+        self.writing: asyncio.Future[None] | None = None
+        self.over = False
+        """Set once the phase has settled: a call made later (a group's background rating)
+        goes straight through, neither starting writes nor waiting for them."""
+
+    def _start(self) -> None:
+        # Started before the call is made: the write takes what is held now, ahead of any
+        # write a callback of the call makes (a streaming status, a retry note).
+        if self.writing is None and not self.over:
+            self.writing = asyncio.ensure_future(self.store.flush())
+
+    async def _landed(self) -> None:
+        if self.writing is not None:
+            # Shielded: a run stopped while it waits must not cancel the write itself.
+            await asyncio.shield(self.writing)
+
+    async def settle(self) -> None:
+        """Wait for the writes a call started (a failed write raises here); the phase is over."""
+        self.over = True
+        if self.writing is not None:
+            await self.writing
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        self._start()
+        completion = await self.model.complete(request)
+        await self._landed()
+        return completion
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        self._start()
+        landed = False
+        async for chunk in self.model.stream(request):
+            if not landed:
+                await self._landed()
+                landed = True
+            yield chunk
+        if not landed:
+            await self._landed()
+
+    async def context_window(self, profile: LLMProfile) -> int | None:
+        return await self.model.context_window(profile)
+
+    async def count_tokens(self, texts: list[str], profile: LLMProfile) -> list[int] | None:
+        return await self.model.count_tokens(texts, profile)
 
 
 def _settled(data: dict[str, Any]) -> dict[str, Any]:

@@ -164,6 +164,25 @@ class EventList(list[Event]):
             ends.append(len(messages))
         return messages
 
+    def prefix(self, count: int) -> EventList:
+        """The first `count` events as a list of their own, with what is rendered of them (a
+        walk up to an earlier step renders only what follows)."""
+        out = EventList(self[:count])
+        renders: dict[Any, tuple[list[Event], list[Any], list[int]]] | None = self.__dict__.get(
+            "_renders"
+        )
+        if renders:
+            copied = {}
+            for render, (done, messages, ends) in renders.items():
+                kept = min(count, len(done))
+                copied[render] = (
+                    done[:kept],
+                    messages[: ends[kept - 1] if kept else 0],
+                    ends[:kept],
+                )
+            out.__dict__["_renders"] = copied
+        return out
+
 
 @dataclass
 class PathState:
@@ -221,6 +240,20 @@ def derive(path: list[Node], root: str, speakers: frozenset[str] = frozenset()) 
 
 
 @dataclass
+class _Frame:
+    """The state just before a node of the walk is read: every node above it read for good
+    (what `up_to` starts from). Event lists and the transcript only grow below a read node, so
+    their lengths say what they held."""
+
+    events: dict[str, int]
+    transcript: int
+    stack: list[str]
+    activations: dict[str, int]
+    greetings: dict[str, Node]
+    steps_in_run: int
+
+
+@dataclass
 class _Mark:
     """What applying the leaf may change, as it was before: applying it is provisional."""
 
@@ -249,6 +282,8 @@ class PathWalk:
         """The state of the path so far (read it, never change it)."""
         self._mark: _Mark | None = None
         self._index: dict[str, int] = {}
+        self._frames: list[_Frame] = []
+        """Per node of the path, the state before it was read (see _Frame)."""
 
     @property
     def leaf_id(self) -> str:
@@ -260,11 +295,24 @@ class PathWalk:
 
     def up_to(self, node_id: str) -> PathWalk:
         """A new walk of this path's nodes from the root down to `node_id` (which must be on
-        it): a branch from an earlier step, derived from what is in memory."""
+        it): a branch from an earlier step. It starts from the state recorded before that node
+        was read and reads only that node, so it costs the same at any depth (the event lists
+        are copied, not derived again, with what is rendered of them)."""
         at = self._index[node_id]
+        frame = self._frames[at]
         walk = PathWalk(self.root, self.speakers)
-        for node in self.state.path[: at + 1]:
-            walk.push(node)
+        state = walk.state
+        for persona, count in frame.events.items():
+            state.events[persona] = self.state.events[persona].prefix(count)
+        state.transcript = self.state.transcript[: frame.transcript]
+        state.stack = list(frame.stack)
+        state.activations.update(frame.activations)
+        state.greetings = dict(frame.greetings)
+        state.steps_in_run = frame.steps_in_run
+        state.path = self.state.path[:at]
+        walk._index = {n.id: i for i, n in enumerate(state.path)}
+        walk._frames = self._frames[:at]
+        walk._enter(self.state.path[at])
         return walk
 
     def push(self, node: Node) -> PathState:
@@ -276,10 +324,25 @@ class PathWalk:
             self._undo()
             _apply(state, state.path[-1], node, self.root, self.speakers)
             state.steps_in_run += 1
+        self._enter(node)
+        return state
+
+    def _enter(self, node: Node) -> None:
+        """Make `node` the leaf, every node above it read for good."""
+        state = self.state
+        self._frames.append(
+            _Frame(
+                events={p: len(events) for p, events in state.events.items()},
+                transcript=len(state.transcript),
+                stack=list(state.stack),
+                activations=dict(state.activations),
+                greetings=dict(state.greetings),
+                steps_in_run=state.steps_in_run,
+            )
+        )
         self._index[node.id] = len(state.path)
         state.path.append(node)
         self._settle()
-        return state
 
     def replace_leaf(self, node: Node) -> PathState:
         """The leaf changed (its status, content or data): read it again."""

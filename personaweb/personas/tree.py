@@ -159,8 +159,9 @@ class Store(Protocol):
         the node carries one: a node read without it keeps the one stored)."""
         ...
 
-    async def get(self, node_id: str) -> Node:
-        """The node with this id, or NodeNotFound."""
+    async def get(self, node_id: str, *, with_call: bool = True) -> Node:
+        """The node with this id, or NodeNotFound; without its call record unless `with_call`
+        (a prompt is as long as the session: most readers need only status, kind and data)."""
         ...
 
     async def path(self, node_id: str) -> list[Node]:
@@ -215,11 +216,14 @@ class MemoryStore:
             stored.call = self.nodes[node.id].call
         self.nodes[node.id] = stored
 
-    async def get(self, node_id: str) -> Node:
+    async def get(self, node_id: str, *, with_call: bool = True) -> Node:
         try:
-            return self.nodes[node_id].copy()
+            node = self.nodes[node_id].copy()
         except KeyError:
             raise NodeNotFound(node_id) from None
+        if not with_call:
+            node.call = None
+        return node
 
     async def path(self, node_id: str) -> list[Node]:
         return self._walk_up(node_id, None)

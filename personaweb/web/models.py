@@ -142,7 +142,9 @@ class NodeRow(models.Model):
     class Meta:
         db_table = "web_node"
         verbose_name = "node"
-        ordering = ["session", "seq"]
+        # session_id, not session: ordering by the relation would order by ChatSession's own
+        # ordering, joining web_chatsession into every query of nodes.
+        ordering = ["session_id", "seq"]
         constraints = [
             # Creation order within a session: the store numbers nodes, and two writers that
             # ever raced would be refused here rather than share a number.

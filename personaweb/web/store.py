@@ -522,13 +522,14 @@ class OrmStore:
         if not changed:
             raise NodeNotFound(node.id)
 
-    async def get(self, node_id: str) -> Node:
+    async def get(self, node_id: str, *, with_call: bool = True) -> Node:
         await self.flush()
-        return await sync_to_async(self._get)(node_id)
+        return await sync_to_async(self._get)(node_id, with_call)
 
-    def _get(self, node_id: str) -> Node:
+    def _get(self, node_id: str, with_call: bool = True) -> Node:
+        rows = NodeRow.objects.filter(session_id=self.session_id, id=node_id)
         try:
-            node = to_node(NodeRow.objects.get(session_id=self.session_id, id=node_id))
+            node = to_node(rows.get() if with_call else rows.defer("call").get())
         except NodeRow.DoesNotExist:
             raise NodeNotFound(node_id) from None
         if node.call is not None:
@@ -560,8 +561,12 @@ class OrmStore:
         return await sync_to_async(self._children)(node_id)
 
     def _children(self, node_id: str) -> list[Node]:
-        rows = NodeRow.objects.filter(session_id=self.session_id, parent_id=node_id).order_by("seq")
-        return [to_node(r, with_call=False) for r in rows]
+        # Without call records (a child's prompt is as long as the session, and unread here),
+        # and sorted here: ORDER BY seq would have SQLite walk the session's (session, seq)
+        # index over every node rather than look up the few children by (session, parent).
+        rows = NodeRow.objects.filter(session_id=self.session_id, parent_id=node_id)
+        children = sorted(rows.defer("call").order_by(), key=lambda r: r.seq)
+        return [to_node(r, with_call=False) for r in children]
 
     # -- beyond the protocol ---------------------------------------------------------------
 

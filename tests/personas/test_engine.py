@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,6 +21,7 @@ from personaweb.personas import (
     MemoryStore,
     Mode,
     NextKind,
+    Node,
     NodeKind,
     NodeStatus,
     RunConfig,
@@ -499,3 +503,185 @@ def test_a_tampered_tree_file_is_refused(nodes: list[tuple[str, str | None]], er
     }
     with pytest.raises(TreeFormatError, match=error):
         import_tree(json.dumps(doc))
+
+
+class _GatedStore(MemoryStore):
+    """A MemoryStore whose writes are held (as OrmStore's are inside a batch) and land only
+    when the test opens the gate; it logs when writing starts and ends."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail_with: Exception | None = None
+        self._held: list[tuple[str, Node]] | None = None
+        self.landed: set[str] = set()
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        outer = self._held is None
+        if outer:
+            self._held = []
+        try:
+            yield
+        finally:
+            if outer:
+                await self.flush()
+                self._held = None
+
+    async def add(self, node: Node) -> Node:
+        if self._held is None:
+            return await super().add(node)
+        self._held.append(("add", node.copy()))
+        return node
+
+    async def update(self, node: Node) -> None:
+        if self._held is None:
+            return await super().update(node)
+        self._held.append(("update", node.copy()))
+
+    async def flush(self) -> None:
+        if not self._held:
+            return
+        held, self._held[:] = list(self._held), []
+        self.log.append("writing")
+        await self.gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        for what, node in held:
+            await (super().add(node) if what == "add" else super().update(node))
+            self.landed.add(node.id)
+        self.log.append("landed")
+
+
+class _LoggedModel(ScriptedChatModel):
+    def __init__(self, log: list[str], *replies: str) -> None:
+        super().__init__(*replies)
+        self.log = log
+
+    async def stream(self, request):  # type: ignore[no-untyped-def,override]
+        self.log.append("call sent")
+        async for chunk in super().stream(request):
+            yield chunk
+
+
+class _StatusLog:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def node_changed(self, node: Node, state: object, created: bool) -> None:
+        if node.status in (NodeStatus.STREAMING, NodeStatus.PROPOSED):
+            self.log.append(node.status.value)
+
+    async def tokens(self, node: Node, text: str) -> None:
+        return None
+
+
+async def test_a_steps_writes_overlap_its_llm_call_and_land_before_its_answer_is_used() -> None:
+    log: list[str] = []
+    store = _GatedStore(log)
+    model = _LoggedModel(log, "Hello there.")
+    engine = Engine(BasicPersona("basic", system_prompt="x"), store, model, RunConfig())
+    engine.observer = _StatusLog(log)
+    inbound = await engine.send("hi")
+    store.gate.clear()
+    run = asyncio.ensure_future(engine.advance(inbound.id, stop=False))
+    while "call sent" not in log or "writing" not in log:
+        await asyncio.sleep(0)
+    for _ in range(20):  # the call has gone out; its answer waits for the writes
+        await asyncio.sleep(0)
+    assert "landed" not in log and not run.done()
+    assert "streaming" not in log and "proposed" not in log  # no answer used yet
+    store.gate.set()
+    leaf = await run
+    assert log.index("call sent") < log.index("landed") < log.index("streaming")
+    assert leaf.status is NodeStatus.APPROVED and leaf.content == "Hello there."
+    # The pending proposal landed with the first write, before the answer was taken.
+    assert leaf.id in store.landed
+    assert (await store.get(leaf.id)).status is NodeStatus.APPROVED
+
+
+async def test_a_failed_write_fails_the_run_rather_than_becoming_a_failed_node() -> None:
+    log: list[str] = []
+    store = _GatedStore(log)
+    store.fail_with = RuntimeError("disk full")
+    engine = Engine(
+        BasicPersona("basic", system_prompt="x"),
+        store,
+        _LoggedModel(log, "Hello there."),
+        RunConfig(),
+    )
+    inbound = await engine.send("hi")
+    with pytest.raises(RuntimeError, match="disk full"):
+        await engine.advance(inbound.id, stop=False)
+    assert not [n for n in store.nodes.values() if n.kind is NodeKind.ERROR]
+
+
+def _reading(state: object) -> object:
+    """What a PathState says, in comparable values."""
+    from personaweb.personas.state import PathState
+
+    assert isinstance(state, PathState)
+    return (
+        [n.id for n in state.path],
+        list(state.stack),
+        {
+            p: [(e.kind, e.text, e.node_id, e.activation) for e in ev]
+            for p, ev in state.events.items()
+            if ev
+        },
+        {p: n for p, n in state.activations.items() if n},
+        [(t.speaker, t.text, t.node_id) for t in state.transcript],
+        state.steps_in_run,
+        {p: n.id for p, n in state.greetings.items()},
+        state.next,
+    )
+
+
+async def test_a_walk_up_to_any_earlier_step_reads_as_deriving_that_path_afresh() -> None:
+    from personaweb.personas.persona import basic_messages, render_events
+    from personaweb.personas.state import derive
+
+    def answer(request):  # type: ignore[no-untyped-def]
+        if request.schema is None:
+            return f"line {len(request.messages)}"
+        props = request.schema["properties"]
+        message = props["message"].get("enum", ["go on"])[0]
+        return decide(props["action"]["enum"][0], props["to"]["enum"][0], message)
+
+    model = ScriptedChatModel()
+    model.default = answer
+    root = dialogue_hierarchy(SARA)
+    engine = Engine(root, MemoryStore(), model, RunConfig(mode=Mode.REVIEW))
+    leaf = await engine.run_autonomous("Who are you?")
+    first = await engine.advance((await engine.send("And where from?", leaf.id)).id)
+    await engine.reject(first.id)
+    second = await engine.advance(first.id)
+    child = await engine.process_proposed_response(second.id)
+    assert child is not None
+    feedback = await engine.feedback(child.id, "shorter")
+    again = await engine.advance(feedback.id)
+    edited = await engine.edit(again.id, "An edited line.")
+    waiting = await engine.advance(edited.id)
+    leaf = await engine.approve_turn(waiting.id)
+    leaf = await engine.run_autonomous("Goodbye.", leaf.id)
+
+    path = await engine.store.path(leaf.id)
+    walk = engine.walk  # the run's own walk: its event lists carry what was rendered of them
+    assert walk is not None and walk.leaf_id == leaf.id
+    kinds = {n.kind for n in path}
+    assert {NodeKind.FEEDBACK, NodeKind.EDIT, NodeKind.PROPOSAL} <= kinds
+    for k, node in enumerate(path):
+        earlier = walk.up_to(node.id)
+        fresh = derive(path[: k + 1], root.path)
+        assert _reading(earlier.state) == _reading(fresh), k
+        for persona, events in fresh.events.items():
+            assert render_events(earlier.state.history(persona), basic_messages) == (
+                render_events(events, basic_messages)
+            ), (k, persona)
+        # and it walks on as a fresh walk would
+        if k + 1 < len(path):
+            earlier.push(path[k + 1])
+            assert _reading(earlier.state) == _reading(derive(path[: k + 2], root.path)), k
+    assert _reading(walk.state) == _reading(derive(path, root.path))
