@@ -21,7 +21,7 @@ import os
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -43,6 +43,9 @@ from personaweb.compare.setup import (
 )
 from personaweb.compare.templatetags.compare_figures import estimate
 from personaweb.llm.config import EndpointConfig, endpoint_from_env
+
+if TYPE_CHECKING:
+    from personaweb.llm.embedded import EmbeddedServer
 from personaweb.personas import STRATEGIES
 
 PROGRESS_EVERY_S = 1.0
@@ -190,9 +193,9 @@ class Command(BaseCommand):
             f"{', '.join(strategies)}; {len(script)} lines x {samples} samples; "
             f"model {model} at {config.display_url} ({kind})"
         )
+        death = None
         with ExitStack() as stack:
-            if config.embedded:
-                self._ensure_embedded(config, stack)
+            server = self._ensure_embedded(config, stack) if config.embedded else None
             total = len(script) * samples * len(specs)
             # This process may run beside a server on the same database: another worker's run
             # is dead only once its heartbeat stops, never merely because it is another
@@ -210,6 +213,10 @@ class Command(BaseCommand):
                     f"interrupted; comparison #{comparison.pk} keeps what was played "
                     "(continue it from its page)"
                 ) from None
+            finally:
+                # Read before the stack stops the server: a contender that failed because the
+                # model died should say so, not only that nothing answered.
+                death = server.death() if server is not None else None
         columns = metrics.columns(comparison)
         figures = results.build(comparison, columns)
         self.stdout.write("")
@@ -218,8 +225,15 @@ class Command(BaseCommand):
         self._write(comparison, columns, figures, options)
         stopped = [c for c in columns if c.status != "done"]
         if stopped:
+            died = ""
+            if death is not None:
+                died = (
+                    f"the embedded model server (pid {death.pid}) {death.exit} during the "
+                    f"comparison. {death.advice}\nIts output ends with:\n{death.tail}\n"
+                )
             raise CommandError(
-                "; ".join(
+                died
+                + "; ".join(
                     f"{c.contender.letter} {c.contender.strategy} {c.status}: "
                     f"{c.error or 'see its debugger'}"
                     for c in stopped
@@ -268,7 +282,8 @@ class Command(BaseCommand):
         self._shown = done
         self.stderr.flush()
 
-    def _ensure_embedded(self, config: EndpointConfig, stack: ExitStack) -> None:
+    def _ensure_embedded(self, config: EndpointConfig, stack: ExitStack) -> EmbeddedServer | None:
+        """The embedded server this command started (None: one was already answering)."""
         # As `manage.py llm_check` does: reuse a server that answers, else start one for us.
         from personaweb.llm.embedded import (
             EmbeddedServer,
@@ -279,10 +294,10 @@ class Command(BaseCommand):
 
         if config.base_url and server_answers(config.base_url):
             self.stdout.write(f"embedded model already answering on port {config.embedded_port}")
-            return
+            return None
         self.stdout.write(f"starting the embedded model on port {config.embedded_port} ...")
         try:
-            stack.enter_context(EmbeddedServer.from_config(config))
+            return stack.enter_context(EmbeddedServer.from_config(config))
         except (EmbeddedUnavailable, EmbeddedServerError) as exc:
             raise CommandError(str(exc)) from None
 
