@@ -353,9 +353,8 @@ class Engine:
             sender="reviewer",
             data=self._acted({}, action, on=node.id),
         )
-        async with self.store.batch():  # both writes together
-            await self._supersede(node)
-            return await self._add(fb)
+        await self._supersede(node)
+        return await self._add(fb)
 
     async def edit(
         self,
@@ -389,9 +388,8 @@ class Engine:
             target=target,
             data=self._acted({"edited_from": node.id}, "edit", on=node.id),
         )
-        async with self.store.batch():  # both writes together
-            await self._supersede(node)
-            return await self._add(edited)
+        await self._supersede(node)
+        return await self._add(edited)
 
     async def branch(self, node_id: str, feedback: str | None = None) -> Node:
         """Replay from any node, leaving the old branch untouched.
@@ -520,8 +518,10 @@ class Engine:
             persona = self.root.find(persona_path)
         except KeyError:
             return await self._fail(parent_id, persona_path, f"no persona at {persona_path}")
-        async with self.store.batch():  # (a no-op inside a run's batch; alone: a branch ...)
-            return await self._propose_held(state, persona, parent_id, continuation)
+        # Not a batch of its own: a branch's first node is written at once, so the page sees
+        # the new branch (its frame counts the siblings in the database). Inside a run's batch
+        # the writes are held and go out with the call (_AfterWrites).
+        return await self._propose_held(state, persona, parent_id, continuation)
 
     async def _propose_held(
         self,
