@@ -819,8 +819,9 @@ class _AfterWrites:
         goes straight through, neither starting writes nor waiting for them."""
 
     def _start(self) -> None:
-        # Started before the call is made: the write takes what is held now, ahead of any
-        # write a callback of the call makes (a streaming status, a retry note).
+        # Started before the call is made: the write takes what is held when the task first
+        # runs, which is before the call can answer or fail, so ahead of any write a callback
+        # of the call makes (a streaming status, a retry note).
         if self.writing is None and not self.over:
             self.writing = asyncio.ensure_future(self.store.flush())
 
@@ -833,7 +834,7 @@ class _AfterWrites:
         """Wait for the writes a call started (a failed write raises here); the phase is over."""
         self.over = True
         if self.writing is not None:
-            await self.writing
+            await asyncio.shield(self.writing)  # a stop now must not cancel the write either
 
     async def complete(self, request: ChatRequest) -> Completion:
         self._start()

@@ -296,8 +296,8 @@ class PathWalk:
     def up_to(self, node_id: str) -> PathWalk:
         """A new walk of this path's nodes from the root down to `node_id` (which must be on
         it): a branch from an earlier step. It starts from the state recorded before that node
-        was read and reads only that node, so it costs the same at any depth (the event lists
-        are copied, not derived again, with what is rendered of them)."""
+        was read and reads only that node: no node above it is derived again (the event lists are
+        copied, with what is rendered of them)."""
         at = self._index[node_id]
         frame = self._frames[at]
         walk = PathWalk(self.root, self.speakers)

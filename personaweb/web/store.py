@@ -379,8 +379,11 @@ class OrmStore:
     #
     # Inside `batch()`, adds and updates are held and written together at the next `flush()`
     # (one trip to the database thread, one transaction) instead of one trip each. The engine
-    # batches the writes of a run and flushes before every LLM call and when it stops, so what
-    # is persisted before a call is everything that happened before it. Reads flush first.
+    # batches the writes of a run and flushes as every LLM call goes out (the call's answer
+    # waits for the write) and when it stops, so what is persisted before a call answers is
+    # everything that happened before it. Reads flush first. Flushes are written in the
+    # order they start: each is one job on the run's database thread (sync_to_async,
+    # thread-sensitive), which runs its jobs one at a time, in order.
 
     @contextlib.asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:

@@ -587,8 +587,11 @@ async def test_a_steps_writes_overlap_its_llm_call_and_land_before_its_answer_is
     inbound = await engine.send("hi")
     store.gate.clear()
     run = asyncio.ensure_future(engine.advance(inbound.id, stop=False))
-    while "call sent" not in log or "writing" not in log:
+    for _ in range(1000):
+        if "call sent" in log and "writing" in log:
+            break
         await asyncio.sleep(0)
+    assert "call sent" in log and "writing" in log
     for _ in range(20):  # the call has gone out; its answer waits for the writes
         await asyncio.sleep(0)
     assert "landed" not in log and not run.done()
