@@ -521,16 +521,6 @@ class Engine:
         # Not a batch of its own: a branch's first node is written at once, so the page sees
         # the new branch (its frame counts the siblings in the database). Inside a run's batch
         # the writes are held and go out with the call (_AfterWrites).
-        return await self._propose_held(state, persona, parent_id, continuation)
-
-    async def _propose_held(
-        self,
-        state: PathState,
-        persona: ResponseDrivenPersona,
-        parent_id: str,
-        continuation: Node | None,
-    ) -> Node:
-        persona_path = persona.path
         model = _AfterWrites(self.model, self.store)
         ctx = self._context(state, persona_path, model=model)
         try:
