@@ -381,3 +381,31 @@ async def test_a_partial_set_of_decisions_is_decided_again_not_trusted() -> None
     replay = await engine.store.path(branch.id)
     spoke = [n.target for n in replay if n.persona == "director" and n.action is Action.DELEGATE]
     assert spoke == ["bob"]
+
+
+def test_a_newcomer_hears_the_latest_lines_not_the_whole_conversation() -> None:
+    """A character that has not spoken yet is told what was said lately, not all of it: a
+    long conversation in one message would outgrow a small model's window."""
+    from personaweb.personas.group.conversation import Heard
+    from personaweb.personas.group.prompts import HEARD_CHARS, turn_message
+    from personaweb.personas.heat.chat import USER, GroupMessage, Member
+
+    members = [Member("ann", "Ann Archer"), Member("bob", "Bob Baker")]
+    said = [
+        GroupMessage(USER if i % 2 else "bob", f"line {i} " + "x" * 300, float(i))
+        for i in range(40)
+    ]
+    heard = Heard(said, [f"n{i}" for i in range(40)], None)
+    text = turn_message("ann", heard, members, can_pass=False)
+    quoted = [i for i in range(40) if f"line {i} " in text]
+    assert quoted == list(range(40 - len(quoted), 40))  # the newest, in order
+    assert 1 < len(quoted) < 40 and sum(len(said[i].text) for i in quoted) <= HEARD_CHARS
+    assert f"({40 - len(quoted)} earlier lines not shown)" in text
+    # A short conversation is quoted whole, and the newest line always is, however long.
+    assert "not shown" not in turn_message(
+        "ann", Heard(said[-3:], ["a", "b", "c"], None), members, can_pass=False
+    )
+    huge = [GroupMessage(USER, "y" * (3 * HEARD_CHARS), 1.0)]
+    assert "y" * (3 * HEARD_CHARS) in turn_message(
+        "ann", Heard(huge, ["a"], None), members, can_pass=False
+    )
