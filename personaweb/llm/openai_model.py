@@ -345,7 +345,7 @@ class OpenAIChatModel:
     def _base_params(self, request: ChatRequest) -> dict[str, Any]:
         return {
             "model": self._model(request),
-            "messages": cast(Any, [m.to_dict() for m in request.messages]),
+            "messages": cast(Any, list(request.messages)),
             "temperature": request.profile.temperature,
             # max_tokens, not max_completion_tokens: llama.cpp, vLLM and Ollama know only
             # max_tokens, and OpenAI still accepts it for chat models.

@@ -12,23 +12,47 @@ from typing import Any, Literal, Protocol, runtime_checkable
 Role = Literal["system", "user", "assistant"]
 
 
-@dataclass(frozen=True)
-class ChatMessage:
-    """One message of a chat prompt."""
+class ChatMessage(dict[str, str]):
+    """One message of a chat prompt, which is its own JSON form: `{"role": ..., "content": ...}`.
 
-    role: Role
-    """Who speaks: system, user or assistant."""
-    content: str
-    """The text of the message."""
+    A long session's prompt holds a thousand messages, sent and recorded at every step; as
+    dicts already they are sent (the request body) and recorded (the call record) by copying
+    a list, not by converting each one. A message never changes once made: rendered messages
+    are shared between the prompts of consecutive steps."""
+
+    __slots__ = ()
+
+    def __init__(self, role: Role, content: str) -> None:
+        super().__init__(role=role, content=content)
+
+    @property
+    def role(self) -> Role:
+        """Who speaks: system, user or assistant."""
+        return self["role"]  # type: ignore[return-value]
+
+    @property
+    def content(self) -> str:
+        """The text of the message."""
+        return self["content"]
 
     def to_dict(self) -> dict[str, str]:
-        """The message as JSON: made once, the same dict after (read it, never change it),
-        since a long session's prompts repeat the same messages call after call."""
-        cached: dict[str, str] | None = self.__dict__.get("_as_dict")
-        if cached is None:
-            cached = {"role": self.role, "content": self.content}
-            object.__setattr__(self, "_as_dict", cached)
-        return cached
+        """The message as JSON: itself (read it, never change it)."""
+        return self
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash((self["role"], self["content"]))
+
+    def __repr__(self) -> str:
+        return f"ChatMessage(role={self['role']!r}, content={self['content']!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ChatMessage, (self["role"], self["content"]))
+
+    def _unchangeable(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a ChatMessage does not change; make a new one")
+
+    __setitem__ = __delitem__ = _unchangeable
+    update = pop = popitem = clear = setdefault = __ior__ = _unchangeable
 
 
 @dataclass(frozen=True)
@@ -231,7 +255,7 @@ class CallRecord:
     @classmethod
     def of(cls, request: ChatRequest, completion: Completion) -> CallRecord:
         return cls(
-            messages=[m.to_dict() for m in request.messages],
+            messages=list(request.messages),  # messages are dicts already (ChatMessage)
             model=completion.model or request.profile.model,
             temperature=request.profile.temperature,
             max_tokens=request.profile.max_tokens,

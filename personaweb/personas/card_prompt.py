@@ -31,7 +31,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
-from personaweb.characters.lorebook import Lorebook, LoreScan, Position, read_book, scan
+from personaweb.characters.lorebook import (
+    DEFAULT_SCAN_DEPTH,
+    Lorebook,
+    LoreScan,
+    Position,
+    read_book,
+    scan,
+)
 from personaweb.characters.macros import DEFAULT_USER, card_macros, fill_original
 from personaweb.llm.types import ChatMessage, LLMProfile
 from personaweb.personas.persona import (
@@ -210,20 +217,34 @@ class InCharacterPersona(BasicPersona):
         )
         self.character = character
         self.samples = samples
+        self._system = ChatMessage("system", self.system_prompt)
+        """The system message when no lore fires (most calls): made once."""
+        self._scan_depth = max(
+            (
+                entry.scan_depth or book.scan_depth or DEFAULT_SCAN_DEPTH
+                for book in character.lorebooks
+                for entry in book.entries
+            ),
+            default=0,
+        )
+        """How many of the latest messages a lore scan reads (its deepest entry's depth)."""
 
     def compose(self, events: Sequence[Event], window: int | None = None) -> Prompt:
         """The prompt for these events, pure: the system prompt with the lore the recent
         messages trigger, the history, the post-history instructions last."""
         history = render_events(events, basic_messages)
+        # Only the latest messages can trigger lore: a scan reads no more than those, so a
+        # long history costs nothing here.
+        recent = history[-self._scan_depth :] if self._scan_depth else []
         lore = scan(
-            self.character.lorebooks, [m.content for m in history], budget=lore_budget(window)
+            self.character.lorebooks, [m.content for m in recent], budget=lore_budget(window)
         )
-        messages = [
-            ChatMessage(
-                "system", character_prompt(self.character, samples=self.samples, lore=lore)
-            ),
-            *history,
-        ]
+        if lore.kept:
+            text = character_prompt(self.character, samples=self.samples, lore=lore)
+            system = ChatMessage("system", text)
+        else:
+            system = self._system
+        messages = [system, *history]
         after = fill_original(self.character.post_history_instructions, "").strip()
         if after:
             messages.append(ChatMessage("system", after))

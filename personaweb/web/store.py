@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -97,28 +97,67 @@ _TABLE = NodeRow._meta.db_table
 _FIELDS: dict[str, Any] = {f.name: f for f in NodeRow._meta.concrete_fields}
 
 
-def _column(name: str) -> str:
-    return connection.ops.quote_name(str(_FIELDS[name].column))
+def _values(node: Node, session_id: int, call: dict[str, Any] | None) -> dict[str, Any]:
+    """A node's column values by attribute name, as a row holds them (no model instance:
+    making one costs more than the INSERT it is for)."""
+    return {
+        "id": node.id,
+        "session_id": session_id,
+        "parent_id": node.parent_id,
+        "persona": node.persona,
+        "kind": node.kind.value,
+        "status": node.status.value,
+        "content": node.content,
+        "action": node.action.value if node.action else "",
+        "target": node.target or "",
+        "sender": node.sender,
+        "call": call,
+        "data": node.data,
+        "seq": node.seq,
+        "created_at": node.created_at,
+        "updated_at": timezone.now(),
+    }
 
 
-def _prepared(row: NodeRow, name: str) -> Any:
-    field = _FIELDS[name]
-    return field.get_db_prep_save(getattr(row, field.attname), connection)
+_SQL: dict[tuple[str, str], str] = {}
+"""The write statements' texts, made once per database vendor (quoting differs)."""
 
 
-def _prepared_now() -> Any:
-    return _FIELDS["updated_at"].get_db_prep_save(timezone.now(), connection)
+def _sql(db: Any, what: str) -> str:
+    key = (db.vendor, what)
+    text = _SQL.get(key)
+    if text is None:
+        quote = db.ops.quote_name
+        if what == "follow":
+            session = ChatSession._meta
+            active = quote(str(session.get_field("active_node").column))
+            updated = quote(str(session.get_field("updated_at").column))
+            text = f"UPDATE {session.db_table} SET {active} = %s, {updated} = %s WHERE id = %s"
+        elif what == "insert":
+            columns = ", ".join(quote(str(f.column)) for f in _FIELDS.values())
+            marks = ", ".join(["%s"] * len(_FIELDS))
+            text = f"INSERT INTO {_TABLE} ({columns}) VALUES ({marks})"
+        else:  # "update" / "update light": every mutable column (light: not the call)
+            names = MUTABLE_FIELDS if what == "update" else LIGHT_MUTABLE_FIELDS
+            sets = ", ".join(f"{quote(str(_FIELDS[f].column))} = %s" for f in names)
+            text = f"UPDATE {_TABLE} SET {sets}, updated_at = %s WHERE session_id = %s AND id = %s"
+        text = _SQL[key] = text
+    return text
 
 
-def _insert(row: NodeRow) -> None:
-    """One INSERT of every column (updated_at: now)."""
-    row.updated_at = timezone.now()
-    fields = list(_FIELDS.values())
-    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {_TABLE} ({columns}) VALUES ({marks})", values)
+def _insert(
+    node: Node, session_id: int, call: dict[str, Any] | None, *, unless_taken: bool = False
+) -> bool:
+    """One INSERT of every column (updated_at: now). `unless_taken`: a row whose id or
+    sequence number is taken is not inserted (ON CONFLICT DO NOTHING, in SQLite and
+    PostgreSQL alike: no savepoint to roll back to) and False says so."""
+    db = connections[DEFAULT_DB_ALIAS]
+    values = _values(node, session_id, call)
+    params = [f.get_db_prep_save(values[f.attname], db) for f in _FIELDS.values()]
+    conflict = " ON CONFLICT DO NOTHING" if unless_taken else ""
+    with db.cursor() as cursor:
+        cursor.execute(_sql(db, "insert") + conflict, params)
+        return cursor.rowcount != 0
 
 
 def _exists(session_id: int, node_id: str) -> bool:
@@ -296,6 +335,8 @@ _LAST_PROMPTS_KEPT = 2048
 
 def _common_prefix(a: list[dict[str, str]], b: list[dict[str, str]]) -> int:
     n, i = min(len(a), len(b)), 0
+    if b[:n] == a[:n]:
+        return n  # the usual case, one more turn: compared in C, shared messages by identity
     while i < n and (a[i] is b[i] or a[i] == b[i]):
         i += 1
     return i
@@ -415,9 +456,11 @@ class OrmStore:
         """The newest node is where the session's page opens: it follows the run. Written
         with the node (the same transaction), never by a frame renderer waiting for the
         database's write lock behind the run."""
-        ChatSession.objects.filter(pk=self.session_id).update(
-            active_node=node.id, updated_at=timezone.now()
-        )
+        db = connections[DEFAULT_DB_ALIAS]
+        fields = {f.name: f for f in ChatSession._meta.concrete_fields}
+        now = fields["updated_at"].get_db_prep_save(timezone.now(), db)
+        with db.cursor() as cursor:  # one statement, no queryset to build (a flush's hot path)
+            cursor.execute(_sql(db, "follow"), [node.id, now, self.session_id])
 
     def _write_held(self, held: list[tuple[str, Node]]) -> None:
         renumber = False
@@ -472,17 +515,13 @@ class OrmStore:
 
     def _insert_numbered(self, node: Node, call: dict[str, Any] | None) -> bool:
         """Insert a node whose seq is already counted (a held add); False if that number is
-        taken."""
-        try:
-            with transaction.atomic():
-                _insert(to_row(node, self.session_id, call=call))
-        except IntegrityError as exc:
-            if node.parent_id is not None and not _exists(self.session_id, node.parent_id):
-                raise NodeNotFound(node.parent_id) from exc
-            if NodeRow.objects.filter(session_id=self.session_id, id=node.id).exists():
-                raise  # the node itself exists: not a numbering clash
-            return False
-        return True
+        taken. (Inside the flush's transaction, with no savepoint of its own: a statement
+        per insert fewer, and the run's writes are the hot path.)"""
+        if _insert(node, self.session_id, call, unless_taken=True):
+            return True
+        if NodeRow.objects.filter(id=node.id).exists():
+            raise IntegrityError(f"node {node.id} exists already")  # not a numbering clash
+        return False
 
     def _add(self, node: Node) -> None:
         call = self._call_json(node)  # once: it remembers this prompt as the persona's last
@@ -493,7 +532,7 @@ class OrmStore:
             node.seq = self._seq + 1
             try:
                 with transaction.atomic():
-                    _insert(to_row(node, self.session_id, call=call))
+                    _insert(node, self.session_id, call)
                     self._follow(node)
             except IntegrityError as exc:
                 if node.parent_id is not None and not _exists(self.session_id, node.parent_id):
@@ -512,14 +551,15 @@ class OrmStore:
 
     def _update(self, node: Node) -> None:
         # A node read without its call record (a path) keeps the one stored.
-        fields = MUTABLE_FIELDS if node.call is not None else LIGHT_MUTABLE_FIELDS
-        row = to_row(node, self.session_id, with_call=False, call=self._call_json(node))
-        values: list[Any] = [_prepared(row, f) for f in fields]
-        sets = ", ".join(f"{_column(f)} = %s" for f in fields)
-        with connection.cursor() as cursor:
+        db = connections[DEFAULT_DB_ALIAS]
+        full = node.call is not None
+        values = _values(node, self.session_id, self._call_json(node))
+        names = MUTABLE_FIELDS if full else LIGHT_MUTABLE_FIELDS
+        params = [_FIELDS[f].get_db_prep_save(values[f], db) for f in names]
+        params.append(_FIELDS["updated_at"].get_db_prep_save(values["updated_at"], db))
+        with db.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {_TABLE} SET {sets}, updated_at = %s WHERE session_id = %s AND id = %s",
-                [*values, _prepared_now(), self.session_id, node.id],
+                _sql(db, "update" if full else "update light"), [*params, self.session_id, node.id]
             )
             changed = cursor.rowcount
         if not changed:
