@@ -289,10 +289,12 @@ class Engine:
     async def advance(self, leaf_id: str, *, stop: bool = True) -> Node:
         """Step until the run must wait; returns the leaf where it stopped. With `stop=False`
         nothing waits for review: the rest of this turn runs as if autonomous."""
-        current = await self.store.get(leaf_id, with_call=False)
         # The run's writes go out together, while each LLM call is on its way (_AfterWrites)
         # and when the batch ends.
         async with self.store.batch():
+            # The leaf as the path's state holds it (no call record): the first step needs
+            # that state anyway, so no read of its own.
+            current = (await self.state(leaf_id)).path[-1]
             while True:
                 changed = await self.step(current.id, stop=stop)
                 if changed is None:
@@ -300,9 +302,11 @@ class Engine:
                 current = changed
 
     async def run_autonomous(self, text: str, parent_id: str | None = None) -> Node:
-        """Send a message and apply every proposal until the top persona answers."""
-        inbound = await self.send(text, parent_id)
-        return await self.advance(inbound.id, stop=False)
+        """Send a message and apply every proposal until the top persona answers. The message
+        is written with the run's first LLM call (one batch: see `advance`)."""
+        async with self.store.batch():
+            inbound = await self.send(text, parent_id)
+            return await self.advance(inbound.id, stop=False)
 
     # -- what a person can do ---------------------------------------------------------------
 

@@ -7,7 +7,6 @@ This module holds the node type, the store port, an in-memory store and JSON exp
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import time
 import uuid
@@ -138,7 +137,8 @@ class Node:
 
     def copy(self) -> Node:
         """A copy whose data can change without changing this node's."""
-        twin = copy.copy(self)  # several times quicker than dataclasses.replace
+        twin = object.__new__(Node)  # quicker than copy.copy, let alone dataclasses.replace
+        twin.__dict__.update(self.__dict__)
         twin.data = dict(self.data)
         return twin
 
