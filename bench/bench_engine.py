@@ -9,9 +9,10 @@ to SQLite through the Django ORM, LangGraph writes a checkpoint per super-step).
 
 Measured at 10 / 50 / 100 / 200 turns of history, and for two time-travel moves at the end:
 branching from an old step (turn 100: the responder answers that turn again) and editing an
-old delegation (the orchestrator's message to the responder at turn 100, then the next step).
+old delegation (the orchestrator's message to the responder at turn 100, then the next step),
+each done `--repeat` times (the median is printed).
 
-    .venv/bin/python bench/bench_engine.py [--turns 10 50 100 200] [--repeat 3]
+    .venv/bin/python bench/bench_engine.py [--turns 10 50 100 200] [--repeat 5]
 
 Not a test: it prints its tables, then one line per target (see issue 11).
 """
@@ -164,19 +165,24 @@ async def personaweb_side(base_url: str, marks: list[int], repeat: int) -> Side:
 
     old = min(responder_at) if responder_at else None
     if old is not None:
-        # Branch: the responder of an old turn answers again, beside its first answer.
-        before = clock.llm_s
-        started = time.perf_counter()
-        await engine.branch(responder_at[old])
-        side.branch_ms = (time.perf_counter() - started - (clock.llm_s - before)) * 1000
-        # Edit an old delegation, then the next step (the responder answers the new message).
-        before = clock.llm_s
-        started = time.perf_counter()
-        edited = await engine.edit(delegation_at[old], "Answer this instead: who are you?")
-        await engine.step(edited.id)  # the message reaches the responder
-        inbound = (await engine.store.children(edited.id))[0]
-        await engine.step(inbound.id)  # the responder proposes
-        side.edit_ms = (time.perf_counter() - started - (clock.llm_s - before)) * 1000
+        branches, edits = [], []
+        for _ in range(repeat):
+            # Branch: the responder of an old turn answers again, beside its first answer.
+            before = clock.llm_s
+            started = time.perf_counter()
+            await engine.branch(responder_at[old])
+            branches.append(time.perf_counter() - started - (clock.llm_s - before))
+            # Edit an old delegation, then the next step (the responder answers the new
+            # message).
+            before = clock.llm_s
+            started = time.perf_counter()
+            edited = await engine.edit(delegation_at[old], "Answer this instead: who are you?")
+            await engine.step(edited.id)  # the message reaches the responder
+            inbound = (await engine.store.children(edited.id))[0]
+            await engine.step(inbound.id)  # the responder proposes
+            edits.append(time.perf_counter() - started - (clock.llm_s - before))
+        side.branch_ms = statistics.median(branches) * 1000
+        side.edit_ms = statistics.median(edits) * 1000
     await model.inner.aclose()
     return side
 
@@ -335,19 +341,23 @@ def langgraph_side(base_url: str, marks: list[int], repeat: int, folder: Path) -
 
     old = min(responder_checkpoint) if responder_checkpoint else None
     if old is not None:
-        # Branch: run the old turn's responder again from its checkpoint (a fork), one step.
-        before = clock.llm_s
-        started = time.perf_counter()
-        app.invoke(None, responder_checkpoint[old], interrupt_after=["responder"])
-        side.branch_ms = (time.perf_counter() - started - (clock.llm_s - before)) * 1000
-        # Edit the old delegation's message, then the next step.
-        before = clock.llm_s
-        started = time.perf_counter()
-        forked = app.update_state(
-            delegation_checkpoint[old], {"message": "Answer this instead: who are you?"}
-        )
-        app.invoke(None, forked, interrupt_after=["responder"])
-        side.edit_ms = (time.perf_counter() - started - (clock.llm_s - before)) * 1000
+        branches, edits = [], []
+        for _ in range(repeat):
+            # Branch: run the old turn's responder again from its checkpoint (a fork).
+            before = clock.llm_s
+            started = time.perf_counter()
+            app.invoke(None, responder_checkpoint[old], interrupt_after=["responder"])
+            branches.append(time.perf_counter() - started - (clock.llm_s - before))
+            # Edit the old delegation's message, then the next step.
+            before = clock.llm_s
+            started = time.perf_counter()
+            forked = app.update_state(
+                delegation_checkpoint[old], {"message": "Answer this instead: who are you?"}
+            )
+            app.invoke(None, forked, interrupt_after=["responder"])
+            edits.append(time.perf_counter() - started - (clock.llm_s - before))
+        side.branch_ms = statistics.median(branches) * 1000
+        side.edit_ms = statistics.median(edits) * 1000
     connection.close()
     return side
 
@@ -358,7 +368,9 @@ def langgraph_side(base_url: str, marks: list[int], repeat: int, folder: Path) -
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, nargs="+", default=[10, 50, 100, 200])
-    parser.add_argument("--repeat", type=int, default=3, help="turns measured at each size")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="turns measured at each size, and time-travel moves"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="personaweb-bench-engine-"))
     setup_django(folder)

@@ -198,9 +198,24 @@ class Engine:
                 # An earlier step of this path (a branch, an edit): derived from memory.
                 self.walk = walk.up_to(leaf_id)
                 return self.walk.state
-        self.walk = PathWalk(self.root.path, self.root.speakers())
+        nodes = await self.store.path(leaf_id)
         self._checked_walk = True
-        for node in await self.store.path(leaf_id):
+        if walk is not None and walk.state.path and walk.root == self.root.path:
+            # Another branch of the tree: what it shares with the walk's path (the root down
+            # to where they part) is derived already; only the rest is walked.
+            mine = walk.state.path
+            shared, limit = 0, min(len(mine), len(nodes))
+            while shared < limit and mine[shared].id == nodes[shared].id:
+                shared += 1
+            if shared:
+                walk = walk.up_to(nodes[shared - 1].id)
+                walk.replace_leaf(nodes[shared - 1])  # as stored: it may have changed since
+                for node in nodes[shared:]:
+                    walk.push(node)
+                self.walk = walk
+                return walk.state
+        self.walk = PathWalk(self.root.path, self.root.speakers())
+        for node in nodes:
             self.walk.push(node)
         return self.walk.state
 

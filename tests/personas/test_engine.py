@@ -688,3 +688,40 @@ async def test_a_walk_up_to_any_earlier_step_reads_as_deriving_that_path_afresh(
             earlier.push(path[k + 1])
             assert _reading(earlier.state) == _reading(derive(path[: k + 2], root.path)), k
     assert _reading(walk.state) == _reading(derive(path, root.path))
+
+
+async def test_moving_to_another_branch_walks_only_where_it_parts_from_the_walk() -> None:
+    """state() of a leaf on another branch reads as deriving its path afresh, but only the
+    nodes below where the two branches part are walked (a long session's branch switch)."""
+    from personaweb.personas.state import PathWalk, derive
+
+    model = ScriptedChatModel()
+    model.default = lambda request: decide("reply", "user", "A new answer.")  # the branch
+    for turn in range(6):
+        script_dialogue_turn(model, f"raw {turn}", f"styled {turn}")
+    root = dialogue_hierarchy(SARA)
+    engine = Engine(root, MemoryStore(), model)
+    leaf = None
+    for turn in range(6):
+        leaf = await engine.run_autonomous(f"Line {turn}", leaf.id if leaf else None)
+    old_leaf = leaf
+    path = await engine.store.path(old_leaf.id)
+    # Branch at the fourth turn's message: a new branch, then back to the old leaf.
+    fourth = [n for n in path if n.sender == "user"][3]
+    branched = await engine.branch(fourth.id)
+    assert engine.walk is not None and engine.walk.leaf_id == branched.id
+    pushed = []
+    push = PathWalk.push
+
+    def counting(self, node):  # type: ignore[no-untyped-def]
+        pushed.append(node.id)
+        return push(self, node)
+
+    PathWalk.push = counting  # type: ignore[method-assign]
+    try:
+        state = await engine.state(old_leaf.id)
+    finally:
+        PathWalk.push = push  # type: ignore[method-assign]
+    assert _reading(state) == _reading(derive(path, root.path))
+    at = [n.id for n in path].index(fourth.id)
+    assert pushed == [n.id for n in path[at + 1 :]]  # not the root, nor the turns above
