@@ -56,6 +56,9 @@ from personaweb.personas.tree import (
 
 log = logging.getLogger("personaweb.personas.engine")
 
+EARLIER_WALKS_KEPT = 4
+"""How many walks of other branches an engine keeps (see Engine.state)."""
+
 
 class Mode(StrEnum):
     AUTONOMOUS = "autonomous"
@@ -174,6 +177,9 @@ class Engine:
         A caller may hand over the walk of an earlier engine on the same store."""
         self._checked_walk = False
         self._last_written: Node | None = None
+        self._earlier_walks: list[PathWalk] = []
+        """Walks of other branches this engine was on (newest last, a few): moving back to
+        one, or branching from one of its steps, derives nothing and reads nothing."""
 
     # -- reading -------------------------------------------------------------------------
 
@@ -196,8 +202,20 @@ class Engine:
                 return walk.state
             elif walk.position(leaf_id) is not None:
                 # An earlier step of this path (a branch, an edit): derived from memory.
-                self.walk = walk.up_to(leaf_id)
-                return self.walk.state
+                moved = walk.up_to(leaf_id)
+                self._move_to(moved)
+                return moved.state
+            else:
+                for earlier in reversed(self._earlier_walks):
+                    if earlier.position(leaf_id) is None:
+                        continue
+                    # A branch this engine was on before: derived from memory too.
+                    self._earlier_walks.remove(earlier)
+                    moved = earlier if earlier.leaf_id == leaf_id else earlier.up_to(leaf_id)
+                    if moved is not earlier:
+                        self._earlier_walks.append(earlier)
+                    self._move_to(moved)
+                    return moved.state
         nodes = await self.store.path(leaf_id)
         self._checked_walk = True
         if walk is not None and walk.state.path and walk.root == self.root.path:
@@ -212,7 +230,7 @@ class Engine:
                 walk.replace_leaf(nodes[shared - 1])  # as stored: it may have changed since
                 for node in nodes[shared:]:
                     walk.push(node)
-                self.walk = walk
+                self._move_to(walk)
                 return walk.state
         self.walk = PathWalk(self.root.path, self.root.speakers())
         for node in nodes:
@@ -790,6 +808,8 @@ class Engine:
     def _follow(self, node: Node, *, created: bool) -> PathState | None:
         """Keep the walk in step with a write; returns its state when the node is its leaf."""
         self._last_written = node
+        if not created and self._earlier_walks:
+            self._forget_walks_through(node.id)
         walk = self.walk
         if walk is None or not walk.state.path:
             return None
@@ -799,13 +819,25 @@ class Engine:
             return walk.push(light)
         if created and node.parent_id is not None and walk.position(node.parent_id) is not None:
             # A new branch from an earlier step: the walk follows it (from memory).
-            self.walk = walk.up_to(node.parent_id)
-            return self.walk.push(light)
+            moved = walk.up_to(node.parent_id)
+            self._move_to(moved)
+            return moved.push(light)
         if not created and node.id == walk.leaf_id:
             return walk.replace_leaf(light)
         if not created and any(n.id == node.id for n in walk.state.path):
             self.walk = None  # an earlier node changed: read the path afresh next time
         return None
+
+    def _move_to(self, walk: PathWalk) -> None:
+        """Make `walk` the engine's walk, keeping the one it replaces among the earlier."""
+        if self.walk is not None and self.walk is not walk and self.walk.state.path:
+            self._earlier_walks.append(self.walk)
+            del self._earlier_walks[:-EARLIER_WALKS_KEPT]
+        self.walk = walk
+
+    def _forget_walks_through(self, node_id: str) -> None:
+        """A node changed: the earlier walks that read it no longer hold."""
+        self._earlier_walks = [w for w in self._earlier_walks if w.position(node_id) is None]
 
 
 _T = TypeVar("_T")

@@ -691,8 +691,9 @@ async def test_a_walk_up_to_any_earlier_step_reads_as_deriving_that_path_afresh(
 
 
 async def test_moving_to_another_branch_walks_only_where_it_parts_from_the_walk() -> None:
-    """state() of a leaf on another branch reads as deriving its path afresh, but only the
-    nodes below where the two branches part are walked (a long session's branch switch)."""
+    """state() of a leaf on another branch reads as deriving its path afresh, but derives
+    nothing for a branch the engine was on before, and otherwise walks only the nodes below
+    where the two branches part (a long session's branch switch)."""
     from personaweb.personas.state import PathWalk, derive
 
     model = ScriptedChatModel()
@@ -700,28 +701,45 @@ async def test_moving_to_another_branch_walks_only_where_it_parts_from_the_walk(
     for turn in range(6):
         script_dialogue_turn(model, f"raw {turn}", f"styled {turn}")
     root = dialogue_hierarchy(SARA)
-    engine = Engine(root, MemoryStore(), model)
+    store = MemoryStore()
+    engine = Engine(root, store, model)
     leaf = None
     for turn in range(6):
         leaf = await engine.run_autonomous(f"Line {turn}", leaf.id if leaf else None)
     old_leaf = leaf
-    path = await engine.store.path(old_leaf.id)
+    path = await store.path(old_leaf.id)
     # Branch at the fourth turn's message: a new branch, then back to the old leaf.
     fourth = [n for n in path if n.sender == "user"][3]
     branched = await engine.branch(fourth.id)
     assert engine.walk is not None and engine.walk.leaf_id == branched.id
-    pushed = []
-    push = PathWalk.push
+    branch_path = await store.path(branched.id)
+    # derive walks too: what the states must read as, made before pushes are counted
+    on_old, on_branch = _reading(derive(path, root.path)), _reading(derive(branch_path, root.path))
+    pushed: list[str] = []
+    reads: list[str] = []
+    push, read = PathWalk.push, store.path
 
     def counting(self, node):  # type: ignore[no-untyped-def]
         pushed.append(node.id)
         return push(self, node)
 
+    async def reading(node_id: str) -> list[Node]:
+        reads.append(node_id)
+        return await read(node_id)
+
     PathWalk.push = counting  # type: ignore[method-assign]
+    store.path = reading  # type: ignore[method-assign]
     try:
+        # Back and forth between branches this engine was on: from memory.
+        assert _reading(await engine.state(old_leaf.id)) == on_old
+        assert _reading(await engine.state(branched.id)) == on_branch
+        assert pushed == [] and reads == []
+        # A branch it was not on: read, and walked from where it parts.
+        engine._earlier_walks.clear()
         state = await engine.state(old_leaf.id)
     finally:
         PathWalk.push = push  # type: ignore[method-assign]
-    assert _reading(state) == _reading(derive(path, root.path))
+    assert _reading(state) == on_old
     at = [n.id for n in path].index(fourth.id)
     assert pushed == [n.id for n in path[at + 1 :]]  # not the root, nor the turns above
+    assert reads == [old_leaf.id]
