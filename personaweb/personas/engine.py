@@ -187,6 +187,7 @@ class Engine:
         """The state of the path root -> leaf_id: from the walk when it is there (see the
         module doc), else read from the store."""
         walk = self.walk
+        trusted = self._checked_walk  # a walk handed over is trusted once its check passes
         if walk is not None and walk.state.path and walk.root == self.root.path:
             if not self._checked_walk:
                 # Handed over from an earlier engine: the store may have moved on since
@@ -198,6 +199,7 @@ class Engine:
                     for node in below[1:]:
                         walk.push(node)
                     return walk.state
+                walk = None  # the store moved on elsewhere: nothing of this walk is reused
             elif walk.leaf_id == leaf_id:
                 return walk.state
             elif walk.position(leaf_id) is not None:
@@ -218,7 +220,14 @@ class Engine:
                     return moved.state
         nodes = await self.store.path(leaf_id)
         self._checked_walk = True
-        if walk is not None and walk.state.path and walk.root == self.root.path:
+        speakers = self.root.speakers()
+        if (
+            trusted
+            and walk is not None
+            and walk.state.path
+            and walk.root == self.root.path
+            and walk.speakers == speakers
+        ):
             # Another branch of the tree: what it shares with the walk's path (the root down
             # to where they part) is derived already; only the rest is walked.
             mine = walk.state.path
@@ -232,10 +241,16 @@ class Engine:
                     walk.push(node)
                 self._move_to(walk)
                 return walk.state
-        self.walk = PathWalk(self.root.path, self.root.speakers())
+        self.walk = PathWalk(self.root.path, speakers)
         for node in nodes:
             self.walk.push(node)
         return self.walk.state
+
+    def forget_walks(self) -> None:
+        """Drop every path state this engine keeps (the store changed behind its back): the
+        next step reads its path from the store."""
+        self.walk = None
+        self._earlier_walks = []
 
     # -- the run -------------------------------------------------------------------------
 
@@ -327,7 +342,7 @@ class Engine:
         async with self.store.batch():
             # The leaf as the path's state holds it (no call record): the first step needs
             # that state anyway, so no read of its own.
-            current = (await self.state(leaf_id)).path[-1]
+            current = (await self.state(leaf_id)).path[-1].copy()  # the walk's own: not shared
             while True:
                 changed = await self.step(current.id, stop=stop)
                 if changed is None:
@@ -793,6 +808,9 @@ class Engine:
             log.exception("could not trace node %s", node.id)
         node.data = {**node.data, tracing.TRACE: {**mark, "closed": True}}
         await self.store.update(node)
+        self._forget_walks_through(node.id)  # written around _follow: no kept walk holds it
+        if self.walk is not None and self.walk.position(node.id) is not None:
+            self.walk = None
 
     def _whole(self, light: Node) -> Node:
         """The node with its call record: the one this engine last wrote, if it is that node

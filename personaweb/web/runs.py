@@ -139,7 +139,7 @@ async def _execute(
     except asyncio.CancelledError:
         status, error, state = RunStatus.INTERRUPTED, "stopped by a person", None
         await sync_to_async(recovery.interrupt_session)(run.session_id)
-        engine.walk = None  # its leaf was pending; the store now says interrupted
+        engine.forget_walks()  # its leaf was pending; the store now says interrupted
         await live.publish_html(run.session_id, live.reload_marker(live.RELOAD_ALL))
     except ActionRefused as exc:
         error = str(exc)

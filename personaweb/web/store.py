@@ -119,6 +119,8 @@ def _values(node: Node, session_id: int, call: dict[str, Any] | None) -> dict[st
     }
 
 
+_SESSION_UPDATED_AT: Any = ChatSession._meta.get_field("updated_at")
+
 _SQL: dict[tuple[str, str], str] = {}
 """The write statements' texts, made once per database vendor (quoting differs)."""
 
@@ -457,8 +459,7 @@ class OrmStore:
         with the node (the same transaction), never by a frame renderer waiting for the
         database's write lock behind the run."""
         db = connections[DEFAULT_DB_ALIAS]
-        fields = {f.name: f for f in ChatSession._meta.concrete_fields}
-        now = fields["updated_at"].get_db_prep_save(timezone.now(), db)
+        now = _SESSION_UPDATED_AT.get_db_prep_save(timezone.now(), db)
         with db.cursor() as cursor:  # one statement, no queryset to build (a flush's hot path)
             cursor.execute(_sql(db, "follow"), [node.id, now, self.session_id])
 

@@ -697,7 +697,7 @@ async def test_moving_to_another_branch_walks_only_where_it_parts_from_the_walk(
     from personaweb.personas.state import PathWalk, derive
 
     model = ScriptedChatModel()
-    model.default = lambda request: decide("reply", "user", "A new answer.")  # the branch
+    model.default = lambda request: decide("reply", "caller", "A new answer.")  # the branch
     for turn in range(6):
         script_dialogue_turn(model, f"raw {turn}", f"styled {turn}")
     root = dialogue_hierarchy(SARA)
@@ -743,3 +743,24 @@ async def test_moving_to_another_branch_walks_only_where_it_parts_from_the_walk(
     at = [n.id for n in path].index(fourth.id)
     assert pushed == [n.id for n in path[at + 1 :]]  # not the root, nor the turns above
     assert reads == [old_leaf.id]
+
+
+async def test_a_node_changed_on_a_branch_left_behind_reads_as_changed_on_return() -> None:
+    """The kept state of a branch the engine left is dropped when a node on it changes: a
+    proposal waiting there, rejected from elsewhere, reads as rejected on the way back."""
+    from personaweb.personas.state import derive
+
+    model = ScriptedChatModel()
+    model.default = lambda request: decide("reply", "caller", "An answer.")
+    root = dialogue_hierarchy(SARA)
+    store = MemoryStore()
+    engine = Engine(root, store, model, RunConfig(mode=Mode.REVIEW, guided=False))
+    first = await engine.send("Hello.")
+    waiting = await engine.advance(first.id)
+    assert waiting.status is NodeStatus.PROPOSED
+    other = await engine.branch(waiting.id)  # a sibling proposal: the engine moves there
+    assert engine.walk is not None and engine.walk.leaf_id == other.id
+    await engine.reject(waiting.id)
+    state = await engine.state(waiting.id)
+    assert state.path[-1].status is NodeStatus.REJECTED
+    assert _reading(state) == _reading(derive(await store.path(waiting.id), root.path))
