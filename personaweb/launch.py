@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -106,14 +107,28 @@ class EmbeddedSupervisor:
         self.server.stop()
 
 
+def apart_from_app(config: EndpointConfig, env: dict[str, str], app_port: int) -> EndpointConfig:
+    """The embedded model's endpoint, on a port of its own: when the app is to listen on the
+    model's port (`make run PORT=8765`, the model's default), the model moves to a free port
+    and `env` (what the app is started with) says where."""
+    if not config.embedded or config.embedded_port != app_port:
+        return config
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    env["PERSONAWEB_EMBEDDED_PORT"] = str(free)
+    print(f"port {app_port} is the app's: the embedded model listens on {free}", flush=True)
+    return endpoint_from_env(env)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
 
-    config = endpoint_from_env(os.environ)
     env = dict(os.environ)
+    config = apart_from_app(endpoint_from_env(env), env, args.port)
     supervisor: EmbeddedSupervisor | None = None
     with ExitStack() as stack:
         if config.embedded:

@@ -68,3 +68,22 @@ def test_grammar_literals_escape_backslashes_once_fixed() -> None:
     grammar = llama_grammar.json_schema_to_gbnf(schema)
     # The JSON text "say \"no\"" as a grammar literal: quote, backslash and quote escaped.
     assert r'"\"say \\\"no\\\"\""' in grammar
+
+
+def test_the_embedded_model_moves_off_the_port_the_app_is_given() -> None:
+    """`make run PORT=8765` (the model's default port): the model takes another one, and the
+    app is told where it is; any other port leaves the model where it was."""
+    from personaweb.launch import apart_from_app
+    from personaweb.llm.config import DEFAULT_EMBEDDED_PORT, endpoint_from_env
+
+    env: dict[str, str] = {}
+    config = endpoint_from_env(env)
+    assert apart_from_app(config, env, 8000) is config and env == {}
+    moved = apart_from_app(config, env, DEFAULT_EMBEDDED_PORT)
+    assert moved.embedded and moved.embedded_port != DEFAULT_EMBEDDED_PORT
+    assert env["PERSONAWEB_EMBEDDED_PORT"] == str(moved.embedded_port)
+    assert moved.base_url == f"http://127.0.0.1:{moved.embedded_port}/v1"
+    assert endpoint_from_env(env) == moved  # what the app reads from its environment
+    # An endpoint of one's own (OpenAI, vLLM, Ollama) has no model to move.
+    remote = endpoint_from_env({"OPENAI_BASE_URL": "http://127.0.0.1:8765/v1"})
+    assert apart_from_app(remote, {}, 8765) is remote
