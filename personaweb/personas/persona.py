@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from personaweb.llm import calls
@@ -225,10 +225,16 @@ def apply_profiles(
 ) -> ResponseDrivenPersona:
     """Give personas the profiles chosen for them, keyed by persona path
     (`orchestrator/responder`) or by role name (`responder`); a path beats a name. The one
-    place profiles are applied: a character's own defaults, then a session's choices."""
+    place profiles are applied: a character's own defaults, then a session's choices.
+
+    Where a reply ends is the persona's, not the model choice's: a chosen profile that names
+    no stop texts keeps the persona's own (a spoken line ends at a blank line, whichever
+    model speaks it and however long it may be)."""
     for persona in root.walk():
         chosen = profiles.get(persona.path) or profiles.get(persona.name)
         if chosen is not None:
+            if not chosen.stop and persona.profile.stop:
+                chosen = replace(chosen, stop=persona.profile.stop)
             persona.profile = chosen
     return root
 

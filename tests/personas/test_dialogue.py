@@ -126,3 +126,23 @@ async def test_an_alignment_checker_that_never_answers_validly_fails_visibly() -
     leaf = await engine.run_autonomous("hi")
     # The checker failed three times: a visible failed node, not a crash.
     assert leaf.kind is NodeKind.ERROR and leaf.persona == "pipeline/alignment"
+
+
+def test_a_chosen_profile_keeps_where_a_spoken_line_ends() -> None:
+    """A character's own role profile (a bundled sheet sets the responder's and rewriter's
+    temperature and length) changes the model's settings, not where a line ends."""
+    from personaweb.llm.types import LLMProfile
+    from personaweb.personas import dialogue_hierarchy
+    from personaweb.personas.dialogue import LINE_PROFILE
+
+    chosen = LLMProfile(temperature=0.5, max_tokens=160)
+    own_stop = LLMProfile(temperature=0.5, max_tokens=160, stop=("END",))
+    root = dialogue_hierarchy(
+        SimpleCharacter("Ann"),
+        profiles={"responder": chosen, "style_rewriter": own_stop, "orchestrator": chosen},
+    )
+    responder = root.find("orchestrator/responder").profile
+    assert (responder.temperature, responder.max_tokens) == (0.5, 160)
+    assert responder.stop == LINE_PROFILE.stop == ("\n\n",)
+    assert root.find("orchestrator/style_rewriter").profile.stop == ("END",)  # named: kept
+    assert root.profile.stop == ()  # the orchestrator writes JSON: no stop at blank lines
