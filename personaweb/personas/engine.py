@@ -808,9 +808,7 @@ class Engine:
             log.exception("could not trace node %s", node.id)
         node.data = {**node.data, tracing.TRACE: {**mark, "closed": True}}
         await self.store.update(node)
-        self._forget_walks_through(node.id)  # written around _follow: no kept walk holds it
-        if self.walk is not None and self.walk.position(node.id) is not None:
-            self.walk = None
+        self._follow(node, created=False)  # no span or frame for this mark, but the walks
 
     def _whole(self, light: Node) -> Node:
         """The node with its call record: the one this engine last wrote, if it is that node

@@ -59,38 +59,11 @@ def to_node(row: NodeRow, *, with_call: bool = True) -> Node:
     )
 
 
-def to_row(
-    node: Node,
-    session_id: int,
-    *,
-    with_call: bool = True,
-    call: dict[str, Any] | None = None,
-) -> NodeRow:
-    """An unsaved row holding the node's values: the call record as `call` says (the store's
-    shortened form), else whole if `with_call` (turning a long prompt into JSON is not free,
-    so a row for a light update leaves it out)."""
-    return NodeRow(
-        id=node.id,
-        session_id=session_id,
-        parent_id=node.parent_id,
-        persona=node.persona,
-        kind=node.kind.value,
-        status=node.status.value,
-        content=node.content,
-        action=node.action.value if node.action else "",
-        target=node.target or "",
-        sender=node.sender,
-        call=call
-        if call is not None
-        else (node.call.to_dict() if node.call and with_call else None),
-        data=node.data,
-        seq=node.seq,
-        created_at=node.created_at,
-    )
-
-
-def _whole_call(node: Node, with_call: bool) -> dict[str, Any] | None:
-    return node.call.to_dict() if node.call is not None and with_call else None
+def to_row(node: Node, session_id: int) -> NodeRow:
+    """An unsaved row holding the node's values, its call record whole (bulk inserts; the
+    run's own writes go through `_insert` and `_update`, without a model instance)."""
+    call = node.call.to_dict() if node.call is not None else None
+    return NodeRow(**_values(node, session_id, call))
 
 
 _TABLE = NodeRow._meta.db_table
