@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint bench chromium screenshot clean
+.PHONY: run test check install lint bench chromium screenshot clean
 
 # The embedded model's llama.cpp is compiled from source (PyPI has no CPU wheels for it). Left to
 # itself, llama.cpp compiles for the build host's CPU (-march=native): on a Xeon with AMX that
@@ -66,6 +66,14 @@ test: $(STAMP) chromium
 	$(PY) -m ruff check personaweb tests bench
 	$(PY) -m mypy personaweb
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The quick lane for everyday work: everything but the embedded-model, browser and scale-out
+# tests (`make test` is the whole suite, and what CI runs).
+QUICK := not embedded and not browser and not scaleout
+check: $(STAMP)
+	$(PY) -m ruff check personaweb tests bench
+	$(PY) -m mypy personaweb
+	$(PY) -m pytest -q -p no:cacheprovider -m "$(QUICK)"
 
 # The README's picture: the browser test that shows a run mid-stream saves it to docs/ (an
 # ordinary test run saves its picture to a temporary folder, so the tracked file stays put).

@@ -30,9 +30,10 @@ InputFn = Callable[[str], str]
 OutputFn = Callable[[str], None]
 
 HELP = (
-    "  Enter = approve   r = reject   a = switch to autonomous   q = quit\n"
-    "  anything else = feedback to the persona that proposed this"
+    "  Enter = approve   r = reject   e = edit (type your version)   a = switch to autonomous\n"
+    "  q = quit   anything else = feedback to the persona that proposed this"
 )
+END_OF_INPUT = "(end of input: the proposal waits for review; replay the saved tree to go on)"
 
 
 def describe(node: Node) -> str:
@@ -103,23 +104,25 @@ class ConsoleChat:
     async def chat(self) -> None:
         """Read user messages until EOF or 'q'."""
         self.say("Type a message (q to quit).")
-        while True:
-            try:
-                text = self.read("you> ")
-            except EOFError:
-                break
-            if text.strip().lower() in {"q", "quit", "exit"}:
-                break
-            if not text.strip():
-                continue
-            try:
-                node = await self.engine.send(text, self.leaf)
-            except ActionRefused as exc:
-                self.say(f"! {exc}")
-                continue
-            if not await self.drive(node.id):
-                break
-        self.save()
+        try:
+            while True:
+                try:
+                    text = self.read("you> ")
+                except EOFError:
+                    break
+                if text.strip().lower() in {"q", "quit", "exit"}:
+                    break
+                if not text.strip():
+                    continue
+                try:
+                    node = await self.engine.send(text, self.leaf)
+                except ActionRefused as exc:
+                    self.say(f"! {exc}")
+                    continue
+                if not await self.drive(node.id):
+                    break
+        finally:
+            self.save()  # whatever ends the chat, what happened is kept
 
     async def drive(self, leaf_id: str) -> bool:
         """Run from a leaf until the top persona answers. False when the user quits."""
@@ -137,7 +140,10 @@ class ConsoleChat:
                 return True
             if kind is NextKind.FAILED:
                 self.say(describe(leaf))
-                answer = self.read("retry? [Y/n] ").strip().lower()
+                try:
+                    answer = self.read("retry? [Y/n] ").strip().lower()
+                except EOFError:
+                    return False
                 if answer in {"", "y", "yes"}:
                     try:
                         current = (await self.engine.retry(leaf.id)).id
@@ -149,12 +155,22 @@ class ConsoleChat:
                 self.say(f"! the run stopped unexpectedly ({kind.value})")
                 return True
             self.say(describe(leaf))
-            choice = self.read("review> ")
-            command = choice.strip().lower()
+            try:
+                choice = self.read("review> ")
+                command = choice.strip().lower()
+                version = self.read("your version> ") if command == "e" else ""
+            except EOFError:
+                self.say(END_OF_INPUT)
+                return False
             if command in {"", "y"}:
                 await self.engine.approve(leaf.id)
             elif command == "r":
                 await self.engine.reject(leaf.id)
+            elif command == "e":
+                try:
+                    current = (await self.engine.edit(leaf.id, version)).id
+                except ActionRefused as exc:
+                    self.say(f"! {exc}")
             elif command == "a":
                 self.engine.config = RunConfig(
                     mode=Mode.AUTONOMOUS,
@@ -176,7 +192,12 @@ class ConsoleChat:
         node = self.find(step)
         self.say(f"replaying from {describe(node)}")
         branched = await self.engine.branch(node.id, feedback=feedback or None)
-        if await self.drive(branched.id):
+        try:
+            going_on = await self.drive(branched.id)
+        except BaseException:
+            self.save()
+            raise
+        if going_on:
             await self.chat()
         else:
             self.save()

@@ -121,14 +121,54 @@ def apart_from_app(config: EndpointConfig, env: dict[str, str], app_port: int) -
     return endpoint_from_env(env)
 
 
+class Stopping(Exception):
+    """A person (or an init system) asked the launcher to stop before daphne was up."""
+
+
+class Shutdown:
+    """SIGTERM and SIGINT, as a terminal's Ctrl-C or an init system sends them: the launcher
+    stops daphne and then the embedded model, in that order, and says nothing of a "death".
+    The embedded model runs in a session of its own so that a terminal's Ctrl-C does not reach
+    it before daphne is down; an init system that signals the whole group still reaches it,
+    and since a stop was asked for, that is no crash either."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self.daphne: subprocess.Popen[bytes] | None = None
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self.handle)
+        signal.signal(signal.SIGINT, self.handle)
+
+    def handle(self, signum: int, _frame: object) -> None:
+        first = not self.asked
+        self.asked = True
+        if self.daphne is None:
+            if first:
+                raise Stopping()
+            return
+        if self.daphne.poll() is None:
+            self.daphne.send_signal(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
 
+    shutdown = Shutdown()
+    shutdown.install()
+    try:
+        return serve(args.host, args.port, shutdown)
+    except Stopping:
+        print("stopped before PersonaWeb was up", flush=True)
+        return 0
+
+
+def serve(host: str, port: int, shutdown: Shutdown) -> int:
     env = dict(os.environ)
-    config = apart_from_app(endpoint_from_env(env), env, args.port)
+    config = apart_from_app(endpoint_from_env(env), env, port)
     supervisor: EmbeddedSupervisor | None = None
     with ExitStack() as stack:
         if config.embedded:
@@ -140,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
                 print("starting the embedded local model (SmolLM2-135M) ...", flush=True)
                 folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pw-")))
                 supervisor = EmbeddedSupervisor(config, folder / "embedded-status.json")
+                stack.callback(supervisor.stop)
                 try:
                     supervisor.start()
                 except EmbeddedServerError as exc:
                     print(banner([f"error: {exc}"]), file=sys.stderr, flush=True)
                     return 1
-                stack.callback(supervisor.stop)
                 env["PERSONAWEB_EMBEDDED_STATUS"] = str(supervisor.status_path)
                 print(
                     f"embedded model ready at {supervisor.server.base_url} "
@@ -154,31 +194,28 @@ def main(argv: list[str] | None = None) -> int:
                 )
         else:
             print(f"LLM endpoint: {config.base_url or 'OpenAI'} (model {config.default_model})")
-        print(f"PersonaWeb at http://{args.host}:{args.port}/", flush=True)
-        daphne = subprocess.Popen(
+        print(f"PersonaWeb at http://{host}:{port}/", flush=True)
+        shutdown.daphne = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "daphne",
                 "-b",
-                args.host,
+                host,
                 "-p",
-                str(args.port),
+                str(port),
                 "personaweb.asgi:application",
             ],
             env=env,
         )
-
-        def forward(signum: int, _frame: object) -> None:
-            daphne.send_signal(signum)
-
-        signal.signal(signal.SIGTERM, forward)
-        signal.signal(signal.SIGINT, forward)
         while True:
-            code = daphne.poll()
+            code = shutdown.daphne.poll()
             if code is not None:
+                if shutdown.asked:
+                    print("PersonaWeb stopped", flush=True)
+                    return 0
                 return code
-            if supervisor is not None:
+            if supervisor is not None and not shutdown.asked:
                 supervisor.check()
             time.sleep(POLL_S)
 

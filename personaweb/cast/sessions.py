@@ -27,7 +27,7 @@ from personaweb.characters.macros import Macros, card_macros
 from personaweb.characters.safejson import UnsafeJSON, check_text
 from personaweb.characters.sheet import CharacterError, CharacterSheet
 from personaweb.personas import ResponseDrivenPersona
-from personaweb.personas.dialogue import SimpleCharacter, character_from_mapping
+from personaweb.personas.dialogue import SimpleCharacter, chat_character
 from personaweb.personas.greetings import Opening, greeting_nodes
 from personaweb.personas.tree import NodeKind
 from personaweb.web.models import Character, ChatSession, Hierarchy, NodeRow
@@ -90,8 +90,23 @@ class SessionCards:
     def character(self, character: Character, *, group: Sequence[str] = ()) -> SimpleCharacter:
         """The character as this session meets it: macros replaced, every lorebook read."""
         books = [*self.character_books.get(character.pk, []), *self.session_books]
-        data = {**(character.data or {}), "name": character.name}
-        return character_from_mapping(data, user=self.user, group=group, books=books)
+        return character_of(character, user=self.user, group=group, books=books)
+
+
+def character_of(
+    row: Character,
+    *,
+    user: str,
+    group: Sequence[str] = (),
+    books: Sequence[tuple[str, Any]] | None = None,
+) -> SimpleCharacter:
+    """A stored character as one chat meets it (`personas.dialogue.chat_character`): the row's
+    name over its sheet's, with `books` (by default the lorebooks attached to the character)."""
+    if books is None:
+        attached = Lorebook.objects.filter(characters=row.pk).order_by("name", "pk")
+        books = [(book.name, book.data) for book in attached]
+    data = {**(row.data or {}), "name": row.name}
+    return chat_character(data, user=user, group=group, books=books)
 
 
 # --- starting a session ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from personaweb.compare.models import Comparison, Contender
 from personaweb.compare.samples import MAX_SAMPLES
 from personaweb.llm.types import LLMProfile
 from personaweb.personas import dialogue_hierarchy
-from personaweb.personas.dialogue import character_from_mapping
+from personaweb.personas.dialogue import chat_character
 from personaweb.web.models import Character, ChatSession, Hierarchy, Mode
 
 MAX_CONTENDERS = 4
@@ -53,7 +53,7 @@ def persona_profiles(character_data: dict[str, Any], spec: ContenderSpec) -> dic
     """The contender's model and temperature for every LLM-calling persona of its strategy,
     keyed by persona path (the session stores profiles that way). Each persona keeps its own
     token limit: the orchestrator's JSON and the rewriter's line need different room."""
-    root = dialogue_hierarchy(character_from_mapping(character_data), strategy=spec.strategy)
+    root = dialogue_hierarchy(chat_character(character_data), strategy=spec.strategy)
     profiles = {}
     for persona in root.walk():
         if persona.role_kind == "code":

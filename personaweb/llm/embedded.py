@@ -334,6 +334,10 @@ class EmbeddedServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=server_env(),
+            # Its own session: a terminal's Ctrl-C goes to the program that started it, which
+            # stops it in its turn (after daphne, under `make run`), instead of killing it
+            # first and having its death reported as a crash.
+            start_new_session=True,
         )
         self._pid = self._process.pid
         deadline = time.monotonic() + self.start_timeout_s

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from personaweb.characters.lorebook import Lorebook
 from personaweb.characters.macros import DEFAULT_USER
+from personaweb.characters.sheet import CharacterSheet
 from personaweb.llm.types import LLMProfile
 from personaweb.personas.card_prompt import (
     CharacterLike,
@@ -46,7 +47,8 @@ DRIFT_THRESHOLD = 0.5
 
 @dataclass
 class SimpleCharacter:
-    """A minimal character, for the console and tests when no sheet is at hand."""
+    """A character as the dialogue personas meet it in one chat (made by `chat_character`;
+    tests build small ones directly)."""
 
     name: str
     """Display name."""
@@ -72,15 +74,18 @@ class SimpleCharacter:
     """Who the character talks to (what the card's `{{user}}` became)."""
 
 
-def character_from_mapping(
-    data: Mapping[str, Any],
+def chat_character(
+    source: CharacterSheet | Mapping[str, Any],
     *,
     user: str = DEFAULT_USER,
     group: Sequence[str] = (),
     books: Sequence[tuple[str, Any]] = (),
 ) -> SimpleCharacter:
-    """A character from a sheet's dict, its card's macros replaced for this chat (see
-    card_prompt.character_fields)."""
+    """The one way a stored character reaches the core: a sheet (or a sheet's dict, as the
+    database keeps it) as one chat meets it, its card's macros replaced for the person `user`
+    (and the group's names), its lorebooks read (see card_prompt.character_fields). The web,
+    the API, the console and compare_strategies all come through here."""
+    data = source.to_dict() if isinstance(source, CharacterSheet) else source
     return SimpleCharacter(**character_fields(data, user=user, group=group, books=books))
 
 

@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from personaweb.characters.sheet import CharacterSheet
 from personaweb.llm.types import LLMProfile
 from personaweb.personas.delegating import DelegatingPersona, LoopPersona, Move, Plan
 from personaweb.personas.dialogue import (
     STRATEGIES,
     CharacterLike,
-    character_from_mapping,
+    chat_character,
     dialogue_hierarchy,
 )
 from personaweb.personas.persona import BasicPersona, ResponseDrivenPersona, apply_profiles
@@ -112,17 +113,18 @@ __all__ = ["HIERARCHIES", "STRATEGIES", "build_hierarchy", "code_hierarchy", "di
 def build_hierarchy(
     kind: str,
     *,
-    character: CharacterLike | Mapping[str, Any] | None = None,
+    character: CharacterLike | CharacterSheet | Mapping[str, Any] | None = None,
     strategy: str = "nested",
     profile: LLMProfile | None = None,
     profiles: Mapping[str, LLMProfile] | None = None,
 ) -> ResponseDrivenPersona:
-    """A fresh persona tree by name (and, for dialogue, by strategy)."""
+    """A fresh persona tree by name (and, for dialogue, by strategy). A sheet or a sheet's dict
+    is met through `chat_character` with the default user; pass its result to name the person."""
     if kind == "dialogue":
         if character is None:
             raise ValueError("the dialogue hierarchy needs a character")
-        if isinstance(character, Mapping):
-            character = character_from_mapping(character)
+        if isinstance(character, CharacterSheet | Mapping):
+            character = chat_character(character)
         return dialogue_hierarchy(character, strategy=strategy, profile=profile, profiles=profiles)
     if kind == "code":
         return code_hierarchy(profile=profile, profiles=profiles)

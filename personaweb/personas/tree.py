@@ -282,7 +282,15 @@ def import_tree(text: str) -> tuple[list[Node], dict[str, Any]]:
         raise TreeFormatError("not JSON this reader takes: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, and integers longer than Python reads
         raise TreeFormatError(f"not JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+    fmt = doc.get("format") if isinstance(doc, dict) else None
+    name, _, version = str(fmt).rpartition("/")
+    if fmt != EXPORT_FORMAT and f"{name}/" == EXPORT_FORMAT.rpartition("/")[0] + "/":
+        raise TreeFormatError(
+            f"written by a newer PersonaWeb (format {fmt!r}; this one reads {EXPORT_FORMAT!r})"
+            if version.isdigit() and int(version) > int(EXPORT_FORMAT.rpartition("/")[2])
+            else f"format {fmt!r} is not one this PersonaWeb reads ({EXPORT_FORMAT!r})"
+        )
+    if not isinstance(doc, dict) or fmt != EXPORT_FORMAT:
         raise TreeFormatError(f"not a PersonaWeb tree (expected format {EXPORT_FORMAT!r})")
     try:
         nodes = [Node.from_dict(item) for item in doc.get("nodes", [])]

@@ -172,14 +172,14 @@ class GroupChatForm(forms.Form):
         model for all of them; the temperature for those that speak (an orchestrator's or an
         alignment check's low temperature is kept, as it steers rather than speaks)."""
         from personaweb.personas import group_hierarchy
-        from personaweb.personas.dialogue import character_from_mapping
+        from personaweb.personas.dialogue import chat_character
         from personaweb.personas.persona import BasicPersona
         from personaweb.personas.structured import StructuredPersona
 
         members = self.cleaned_data["members"]
         voices = self.cleaned_data["voices"]
         director = group_hierarchy(
-            [(c.slug, character_from_mapping(c.data)) for c in members],
+            [(c.slug, chat_character(c.data)) for c in members],
             strategy=self.cleaned_data["strategy"],
         )
         out: dict[str, dict[str, Any]] = {}

@@ -16,6 +16,7 @@ from personaweb.web import runs
 from personaweb.web.live import group_name
 from personaweb.web.models import NodeRow
 from tests.api.conftest import bearer
+from tests.polling import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,8 +129,7 @@ async def test_the_event_stream_follows_a_run_to_its_end(
     # Open the stream first, then act: every change of the run arrives on it.
     reading = asyncio.create_task(api.events(f"{base}/events", next_run="true", timeout=30))
     group = group_name(session["id"])
-    while not get_channel_layer().groups.get(group):  # the stream has subscribed
-        await asyncio.sleep(0.01)
+    await eventually(lambda: get_channel_layer().groups.get(group), "the stream to subscribe")
     run = await api.post(f"{base}/messages", {"text": "Hello there"})
     events = await asyncio.wait_for(reading, 30)
 

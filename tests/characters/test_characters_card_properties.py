@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from personaweb.characters.cards import CardError, card_to_json, card_to_png, parse_card
 from personaweb.characters.sheet import CharacterSheet
-from personaweb.personas.dialogue import character_from_mapping, dialogue_hierarchy
+from personaweb.personas.dialogue import chat_character, dialogue_hierarchy
 from personaweb.personas.state import Event, EventKind
 from tests.cardfuzz import CARD, JSON, encode, mutated_pngs
 
@@ -31,7 +31,7 @@ def round_trips(sheet: CharacterSheet) -> None:
 
 def speaks(sheet: CharacterSheet) -> None:
     """The sheet reaches a prompt (its lorebook read and scanned) without an error."""
-    persona = dialogue_hierarchy(character_from_mapping(sheet.to_dict()), strategy="single")
+    persona = dialogue_hierarchy(chat_character(sheet.to_dict()), strategy="single")
     event = Event(EventKind.INBOUND, "the compass, a kraken, {{user}}", "n1", 1, sender="user")
     assert persona.build_messages([event])  # type: ignore[attr-defined]
 

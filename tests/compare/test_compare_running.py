@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from asgiref.sync import sync_to_async
 from django.urls import reverse
@@ -12,6 +10,7 @@ from personaweb.compare import metrics, running
 from personaweb.compare.models import Comparison
 from personaweb.compare.setup import ContenderSpec, create_comparison
 from personaweb.web.store import to_node
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_runs")]
 
@@ -113,10 +112,10 @@ async def test_a_contender_stopped_mid_turn_resumes_from_its_interrupted_step(
     )
     await running.start(comparison)
     nested = await comparison.contenders.aget(position=0)
-    for _ in range(200):
-        if await NodeRow.objects.filter(session_id=nested.session_id, status="streaming").aexists():
-            break
-        await asyncio.sleep(0.02)
+    await eventually(
+        NodeRow.objects.filter(session_id=nested.session_id, status="streaming").aexists,
+        "a step of the nested contender to stream",
+    )
     # What a killed process leaves behind: a run cut off with its step unfinished.
     assert await runs.stop(nested.session_id)
     await running.wait(comparison)
@@ -227,13 +226,14 @@ async def test_a_run_cut_off_mid_sample_finishes_that_sample_on_resume(alice, sa
     rows = NodeRow.objects.filter(session_id=nested.session_id)
     # Wait until sample 2 of the first line is under way (its branch is marked), then until a
     # step inside it streams, and stop the run there: what a killed process leaves behind.
-    for _ in range(400):
-        if (
+
+    async def sample_two_streams() -> bool:
+        return (
             await rows.filter(data__sample=2).aexists()
             and await rows.filter(status="streaming").aexists()
-        ):
-            break
-        await asyncio.sleep(0.02)
+        )
+
+    await eventually(sample_two_streams, "a step of sample 2 to stream")
     assert await runs.stop(nested.session_id)
     await running.wait(comparison)
     stopped, _ = await sync_to_async(metrics.columns)(comparison)

@@ -15,7 +15,7 @@ from personaweb.characters.macros import DEFAULT_USER
 from personaweb.llm.scripted import ScriptedChatModel
 from personaweb.llm.types import ChatRequest
 from personaweb.personas import Engine, MemoryStore, Node, RunConfig, dialogue_hierarchy
-from personaweb.personas.dialogue import SimpleCharacter, character_from_mapping
+from personaweb.personas.dialogue import SimpleCharacter, chat_character
 from personaweb.personas.greetings import Opening, greeting_nodes
 from personaweb.personas.group import GroupSettings, group_hierarchy
 from personaweb.personas.heat import TurnOrder
@@ -29,7 +29,7 @@ MACRO = re.compile(r"\{\{\s*(char|user|original)\s*\}\}|<(bot|user|char)>", re.I
 
 def mira(user: str = "Joe", **card: object) -> SimpleCharacter:
     sheet = sheet_from_card(community_card(**card))
-    return character_from_mapping(sheet.to_dict(), user=user)
+    return chat_character(sheet.to_dict(), user=user)
 
 
 def plays_every_persona(request: ChatRequest) -> str:
@@ -217,7 +217,7 @@ async def test_the_nested_responder_gets_the_card_fields_and_the_rewriter_none()
 async def test_no_macro_reaches_any_prompt(strategy: str, make: Callable[..., dict]) -> None:
     sheet = sheet_from_card(make())
     sheet = sheet.with_changes(sample_lines=["Touch my charts and you swim, {{user}}."])
-    character = character_from_mapping(sheet.to_dict(), user="Joe")
+    character = chat_character(sheet.to_dict(), user="Joe")
     root = dialogue_hierarchy(character, strategy=strategy)
     store, greeting = await opened(root.path, "Hello, Joe.")
     model = ScriptedChatModel()
@@ -236,7 +236,7 @@ async def test_no_macro_reaches_any_prompt(strategy: str, make: Callable[..., di
 
 
 def test_without_a_name_the_person_is_user() -> None:
-    character = character_from_mapping(sheet_from_card(community_card()).to_dict())
+    character = chat_character(sheet_from_card(community_card()).to_dict())
     assert character.user == DEFAULT_USER
     assert character.scenario.startswith("User has just come aboard")
 
@@ -340,7 +340,7 @@ def test_a_sheet_stored_before_card_fields_were_modelled_still_uses_them() -> No
             "character_book": {"entries": [{"keys": ["x"], "content": "X.", "constant": True}]},
         },
     }
-    root = dialogue_hierarchy(character_from_mapping(stored), strategy="single")
+    root = dialogue_hierarchy(chat_character(stored), strategy="single")
     messages = root.build_messages([])  # type: ignore[attr-defined]
     assert "Be terse, Old Card." in messages[0].content and "X." in messages[0].content
     assert messages[-1].content == "Stay terse."

@@ -17,7 +17,7 @@ from personaweb.personas import (
     build_hierarchy,
     group_hierarchy,
 )
-from personaweb.personas.dialogue import character_from_mapping
+from personaweb.personas.dialogue import chat_character
 
 pytestmark = pytest.mark.embedded
 
@@ -67,7 +67,7 @@ async def test_a_thirty_turn_chat_fits_the_window_and_nothing_fails(embedded_ser
 async def test_a_ten_message_group_chat_fits_the_window_and_nothing_fails(embedded_server) -> None:
     model = model_for(embedded_server)
     cast = [
-        (s.slug, character_from_mapping(s.to_dict()))
+        (s.slug, chat_character(s.to_dict()))
         for s in (sheet("Sara Wilcox"), sheet("Jon Johns"), sheet("Kai Tanaka"))
     ]
     root = group_hierarchy(cast, GroupSettings(turn_cap=2), strategy="single")

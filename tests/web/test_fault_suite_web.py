@@ -24,6 +24,9 @@ from tests.scripted_replies import dialogue_responder, group_responder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+MAX_REVIEWS = 50
+"""More approvals than any turn of the fault suite takes: a run still waiting after them loops."""
+
 CASES = [
     ("autonomous", fault("line-reset-mid-stream")),
     ("autonomous", fault("decision-invalid-json")),
@@ -76,7 +79,7 @@ async def stored(session: ChatSession) -> dict[str, dict[str, Any]]:
 async def settle(client: Any, session: ChatSession) -> NodeRow:
     """Wait for the run; in review mode approve each proposal as a person would, except one
     the token limit cut (they would continue it). Returns the newest node."""
-    while True:
+    for _ in range(MAX_REVIEWS):
         await runs.wait(session.pk)
         leaf = (await rows(session))[-1]
         waiting = leaf.kind == "proposal" and leaf.status == "proposed"
@@ -84,6 +87,7 @@ async def settle(client: Any, session: ChatSession) -> NodeRow:
             return leaf
         response = await client.post(f"{session.get_absolute_url()}n/{leaf.id}/approve/")
         assert response.status_code == 204
+    pytest.fail(f"the run still waited for review after {MAX_REVIEWS} approvals")
 
 
 async def say(client: Any, session: ChatSession, text: str, speaker: str) -> NodeRow:

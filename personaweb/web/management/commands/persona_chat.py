@@ -6,16 +6,20 @@ import asyncio
 import getpass
 import os
 from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from personaweb.characters.sheet import CharacterError, load_bundled
+from personaweb.characters.cards import parse_card
+from personaweb.characters.macros import DEFAULT_USER
+from personaweb.characters.sheet import CharacterError, CharacterSheet, load_bundled
 from personaweb.console import ConsoleChat, ConsoleObserver, load_tree
 from personaweb.llm import build_chat_model
 from personaweb.llm.config import endpoint_from_env
+from personaweb.llm.types import LLMProfile
 from personaweb.personas import (
     HIERARCHIES,
     STRATEGIES,
@@ -26,20 +30,100 @@ from personaweb.personas import (
     RunConfig,
     build_hierarchy,
 )
+from personaweb.personas.dialogue import SimpleCharacter, chat_character
 
 
-def find_character(name: str) -> Any:
+@dataclass
+class Found:
+    """A character for the console, from wherever it was found."""
+
+    character: SimpleCharacter | None
+    """As this chat meets it (None for the code team)."""
+    profiles: dict[str, LLMProfile]
+    """Its per-role LLM profiles."""
+    source: str
+    """Where it came from, for the banner."""
+
+
+def bundled_sheets() -> list[CharacterSheet]:
     directory = Path(getattr(settings, "CHARACTERS_DIR", Path(settings.BASE_DIR) / "characters"))
     try:
-        sheets = load_bundled(directory)
+        return load_bundled(directory)
     except CharacterError as exc:
         raise CommandError(str(exc)) from None
+
+
+def stored_characters(name: str, owner: str | None) -> list[Any]:
+    """Characters in the database called `name` (name or slug, any case; or `#id`), of `owner`
+    when given. None found, or no database yet (a fresh clone before `make run`): []."""
+    from django.db import DatabaseError, connection
+
+    db = settings.DATABASES["default"]
+    if str(db["ENGINE"]).endswith("sqlite3") and not Path(str(db["NAME"])).exists():
+        return []  # no database yet: do not create an empty file by asking
+    from django.db.models import Q
+
+    from personaweb.web.models import Character
+
+    try:
+        if "web_character" not in connection.introspection.table_names():
+            return []
+        rows = Character.objects.select_related("owner")
+        if owner:
+            rows = rows.filter(owner__username=owner)
+        wanted = name.strip()
+        if wanted.startswith("#") and wanted[1:].isdigit():
+            return list(rows.filter(pk=int(wanted[1:])))
+        return list(rows.filter(Q(name__iexact=wanted) | Q(slug__iexact=wanted)).order_by("pk"))
+    except DatabaseError:
+        return []
+
+
+def find_character(name: str, *, owner: str | None, user_name: str | None) -> Found:
+    """The character `--character` names, in this order: a card file (JSON or PNG) at that
+    path; a character in the database (yours with --owner); a bundled sheet. Its `{{user}}`
+    is `user_name`, else, as on the web, its owner's first name or username, else "User"."""
+    path = Path(name).expanduser()
+    if path.suffix.lower() in {".json", ".png"} or path.is_file():
+        try:
+            sheet = parse_card(path.read_bytes(), path.name)
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except CharacterError as exc:
+            raise CommandError(f"{path.name}: {exc}") from None
+        who = user_name or DEFAULT_USER
+        # A card's endpoint is never called unconfirmed (README: Characters): its roles use
+        # the configured endpoint.
+        profiles = {role: replace(p, base_url=None) for role, p in sheet.profiles.items()}
+        return Found(chat_character(sheet, user=who), profiles, f"card {path.name}")
+    rows = stored_characters(name, owner)
+    if len({row.owner_id for row in rows}) > 1:
+        owners = ", ".join(sorted({row.owner.username for row in rows}))
+        raise CommandError(f"{len(rows)} people have a character {name!r} ({owners}): add --owner")
+    if rows:
+        from personaweb.cast.sessions import character_of, default_user_name
+        from personaweb.web.building import character_profiles
+
+        row = rows[0]
+        who = user_name or default_user_name(row.owner)
+        return Found(
+            character_of(row, user=who),
+            character_profiles(row),
+            f"{row.owner.username}'s character #{row.pk}",
+        )
+    if owner:
+        raise CommandError(f"{owner!r} has no character {name!r}")
+    sheets = bundled_sheets()
     wanted = name.strip().lower()
     for sheet in sheets:
         if wanted in {sheet.slug.lower(), sheet.name.lower()}:
-            return sheet
+            who = user_name or DEFAULT_USER
+            return Found(chat_character(sheet, user=who), dict(sheet.profiles), "bundled sheet")
     known = ", ".join(s.name for s in sheets)
-    raise CommandError(f"no character {name!r}; bundled characters: {known}")
+    raise CommandError(
+        f"no character {name!r}: not a card file, not in the database, and not bundled "
+        f"(bundled characters: {known})"
+    )
 
 
 def login_name() -> str:
@@ -54,7 +138,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--hierarchy", choices=HIERARCHIES, default="dialogue")
-        parser.add_argument("--character", default="Sara Wilcox")
+        parser.add_argument(
+            "--character",
+            default="Sara Wilcox",
+            help="a card file (JSON or PNG), a character in the database (name, slug or #id), "
+            "or a bundled character",
+        )
+        parser.add_argument("--owner", help="whose character in the database (a username)")
+        parser.add_argument(
+            "--user-name", help="your name in the chat ({{user}}); default: as on the web"
+        )
         parser.add_argument("--strategy", choices=STRATEGIES, default="nested")
         parser.add_argument("--review", action="store_true", help="stop at every proposal")
         parser.add_argument("--save", type=Path, help="write the step tree to this JSON file")
@@ -79,13 +172,32 @@ class Command(BaseCommand):
         if opts["replay"]:
             try:
                 store, saved = load_tree(opts["replay"])
-            except (OSError, ValueError) as exc:
-                raise CommandError(f"cannot read {opts['replay']}: {exc}") from None
+            except OSError as exc:
+                raise CommandError(f"cannot read {opts['replay']}: {exc.strerror or exc}") from None
+            except ValueError as exc:
+                raise CommandError(f"{opts['replay']}: {exc}") from None
             meta.update(saved)
-        character = find_character(meta["character"]) if meta["hierarchy"] == "dialogue" else None
-        profiles = getattr(character, "profiles", None) or None
+        if meta["hierarchy"] not in HIERARCHIES or meta["strategy"] not in STRATEGIES:
+            raise CommandError(
+                f"the saved tree names hierarchy {meta['hierarchy']!r}, strategy "
+                f"{meta['strategy']!r}: not one this version runs"
+            )
+        found = Found(None, {}, "")
+        if meta["hierarchy"] == "dialogue":
+            found = find_character(
+                meta["character"],
+                owner=opts["owner"] or meta.get("owner") or None,
+                user_name=opts["user_name"] or meta.get("user") or None,
+            )
+            assert found.character is not None
+            meta["user"] = found.character.user
+            if opts["owner"]:
+                meta["owner"] = opts["owner"]
         root = build_hierarchy(
-            meta["hierarchy"], character=character, strategy=meta["strategy"], profiles=profiles
+            meta["hierarchy"],
+            character=found.character,
+            strategy=meta["strategy"],
+            profiles=found.profiles or None,
         )
         config = endpoint_from_env(os.environ)
         mode = Mode.REVIEW if opts["review"] else Mode.AUTONOMOUS
@@ -107,8 +219,9 @@ class Command(BaseCommand):
             chat = ConsoleChat(
                 engine, write=self.out, save_to=opts["save"] or opts["replay"], meta=meta
             )
+            source = f", {found.source}" if found.source else ""
             self.stdout.write(
-                f"{root.display_name} ({meta['hierarchy']}, {mode.value} mode, "
+                f"{root.display_name} ({meta['hierarchy']}{source}, {mode.value} mode, "
                 f"model {config.default_model} at {config.base_url or 'OpenAI'})"
             )
             try:
