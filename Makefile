@@ -68,12 +68,12 @@ test: $(STAMP) chromium
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The quick lane for everyday work: everything but the embedded-model, browser and scale-out
-# tests (`make test` is the whole suite, and what CI runs).
+# tests (`make test` is the whole suite, and what CI runs), on every core (pytest-xdist).
 QUICK := not embedded and not browser and not scaleout
 check: $(STAMP)
 	$(PY) -m ruff check personaweb tests bench
 	$(PY) -m mypy personaweb
-	$(PY) -m pytest -q -p no:cacheprovider -m "$(QUICK)"
+	$(PY) -m pytest -q -p no:cacheprovider -n auto -m "$(QUICK)"
 
 # The README's picture: the browser test that shows a run mid-stream saves it to docs/ (an
 # ordinary test run saves its picture to a temporary folder, so the tracked file stays put).

@@ -12,18 +12,36 @@ REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0
 
 
+# What a user's own shell would not have set for these commands (and what this test run, or a
+# `make test` around it, may have): the commands' own variables come from the README.
+_NOT_THE_USERS = ("OPENAI_", "PERSONAWEB_", "OTEL_", "LANGFUSE_", "MAKE", "MFLAGS")
+_NOT_THE_USERS_NAMES = frozenset(
+    {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "PORT",
+        "HOST",
+        "VENV",
+        "PYTHON",
+        "LLAMA_CMAKE_ARGS",
+        "DJANGO_SETTINGS_MODULE",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+    }
+)
+
+
 def user_env(tmp: Path, llm_base_url: str | None = None, **extra: str) -> dict[str, str]:
     """The environment of a person at the shell: no endpoint of the developer's, a database and
-    a login file of the test's own, and `llm_base_url` as the configured endpoint."""
+    a login file (`login`) in `tmp`, not in the repository, and `llm_base_url` as the
+    configured endpoint."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "PERSONAWEB_", "OTEL_", "DJANGO_"))
-        and k not in {"DATABASE_URL", "REDIS_URL"}
+        if not k.startswith(_NOT_THE_USERS) and k not in _NOT_THE_USERS_NAMES
     }
     env.update(
         DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
-        PERSONAWEB_LOGIN_FILE=str(tmp / "login.txt"),
+        PERSONAWEB_LOGIN_FILE=str(tmp / "login"),
         PERSONAWEB_SECRET_KEY="readme-tests-secret-key-0123456789-abcdefghijklmnop",
         PERSONAWEB_LOG_LEVEL="WARNING",
     )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.test.utils import override_settings
 
@@ -128,6 +129,17 @@ class Command(BaseCommand):
     _shown = -1
     """Replies done at the last progress line (a log gets a line per change only)."""
 
+    def prepare_database(self) -> None:
+        """The comparison is kept (it shows on the Compare page): a database `make run` has
+        not prepared yet is migrated first, as `make run` would, instead of failing."""
+        from django.db import connection
+        from django.db.migrations.executor import MigrationExecutor
+
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+            self.stdout.write("preparing the database (manage.py migrate) ...")
+            call_command("migrate", interactive=False, verbosity=0)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--character", required=True, help="a character's name or slug")
         parser.add_argument(
@@ -173,6 +185,7 @@ class Command(BaseCommand):
         if not 0.0 <= options["temperature"] <= 2.0:
             raise CommandError("--temperature takes 0 to 2")
         script = read_script(options["script"]) if options["script"] else list(DEFAULT_SCRIPT)
+        self.prepare_database()
         users = get_user_model()
         owner, _ = users.objects.get_or_create(username=options["user"])
         try:
