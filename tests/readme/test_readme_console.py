@@ -15,6 +15,7 @@ import pytest
 
 from personaweb.characters.sheet import load_bundled
 from personaweb.llm.scripted_server import Broken, ScriptedOpenAIServer
+from tests.readme.otlp import OtlpReceiver
 from tests.readme.readme import block, command
 from tests.readme.shell import run, said, user_env
 from tests.scripted_replies import dialogue_responder
@@ -269,3 +270,24 @@ def test_end_of_input_in_a_review_keeps_what_happened(env, tmp_path):
     assert "end of input: the proposal waits for review" in result.stdout, said(result)
     nodes = saved(tree)["nodes"]
     assert nodes[-1]["status"] == "proposed" and nodes[-1]["persona"] == "orchestrator/responder"
+
+
+# --- traces ---------------------------------------------------------------------------------
+
+
+def test_a_console_run_sends_its_traces_when_an_endpoint_is_set(env, tmp_path):
+    with OtlpReceiver() as receiver:
+        traced = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+        text = saving_to(SAVE, tmp_path / "tree.json").replace(" --review", "")
+        result = run(text, traced, stdin="Who keeps the ledger?\nq\n")
+        assert result.returncode == 0, said(result)
+        spans = receiver.spans()  # the process has ended: whatever it sent has arrived
+    names = {span["name"] for span in spans}
+    assert {"invoke_agent Jon Johns", "invoke_agent responder", "invoke_agent style_rewriter"} <= (
+        names
+    ), names
+    chats = [s for s in spans if s["name"].startswith("chat ")]
+    assert len(chats) == 5, names  # nested: five LLM calls a reply
+    assert all(s["attributes"]["gen_ai.response.model"] == "scripted-model" for s in chats)
+    assert all(s["attributes"]["gen_ai.usage.output_tokens"] > 0 for s in chats)
+    assert {s["service"] for s in spans} == {"personaweb"}
