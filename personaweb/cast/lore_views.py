@@ -117,7 +117,9 @@ def lorebook_attach(request: AuthedRequest, pk: int) -> HttpResponse:
     lorebook = owned_book(request, pk)
     wanted = [v for v in request.POST.getlist("characters") if v.isdigit()]
     lorebook.characters.set(Character.objects.filter(owner=request.user, pk__in=wanted))
-    messages.success(request, f"{lorebook.name} is attached to {lorebook.characters.count()}.")
+    names = sorted(lorebook.characters.values_list("name", flat=True))
+    attached = ", ".join(names) if names else "no character"
+    messages.success(request, f"{lorebook.name} is attached to {attached}.")
     return redirect("cast:lorebook", pk=lorebook.pk)
 
 
