@@ -62,7 +62,7 @@ def dialogue_responder(body: dict[str, Any]) -> str:
 
 
 _NAMED = (
-    re.compile(r"^You are (?P<name>.+?), speaking in a conversation"),
+    re.compile(r"^You are (?P<name>.+?), speaking in a (?:conversation|roleplay)"),
     re.compile(r"^You are the judgement of (?P<name>.+?), a character"),
     re.compile(r"^You track the mood of (?P<name>.+?), a character"),
 )
@@ -103,7 +103,9 @@ def group_responder(body: dict[str, Any]) -> str:
         return json.dumps(verdict)
     if system.startswith("You track the mood of"):
         return json.dumps({"interest": 0.4, "boredom": 0.3, "wait_seconds": 0})
-    if system.startswith("You are ") and "speaking in a conversation" in system:
+    if system.startswith("You are ") and (
+        "speaking in a conversation" in system or "speaking in a roleplay" in system
+    ):
         if "[pass]" in last and not addressed:
             return "[pass]"
         takes = sum(1 for m in messages if m["role"] == "assistant")

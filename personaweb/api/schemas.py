@@ -249,6 +249,9 @@ class CharacterIn(In):
     mood: str = ""
     goals: list[str] = Field(default_factory=list)
     sample_lines: list[str] = Field(default_factory=list, description="The character's voice")
+    mes_example: str = Field(
+        default="", description="The card's example dialogue as written, written back on export"
+    )
     greeting: str = ""
     strategy: Strategy = "nested"
     profiles: dict[str, dict[str, Any]] = Field(

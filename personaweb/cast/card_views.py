@@ -14,12 +14,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from personaweb.cast import store
+from personaweb.cast import lore_links, store
 from personaweb.cast.forms import ImportForm
 from personaweb.cast.uploads import CappedUploadHandler, too_big_request
 from personaweb.cast.views import EXPORT_FORMATS, broken, list_context, owned
@@ -126,8 +127,13 @@ def import_card(owner: User, data: bytes, filename: str) -> tuple[Character, str
     check_exportable(sheet, picture, headroom=0)  # renamed, it still reads back
     character = store.apply_sheet(Character(owner=owner), sheet)
     character.avatar = picture
-    character.save()
+    with transaction.atomic():
+        character.save()
+        # The World Info book the card names (extensions.world), when the person has it.
+        world = lore_links.link_world(character)
     note = "" if name == wanted else f" as {name} ({wanted} was taken)"
+    if world is not None:
+        dropped += f" Attached your lorebook {world.name}: the card names it as its world."
     return character, f"{note}.{dropped}"
 
 

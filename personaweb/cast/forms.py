@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 
+from personaweb.characters.reply_form import LABELS
 from personaweb.characters.sheet import (
     MAX_GREETINGS,
     STRATEGIES,
@@ -80,6 +81,13 @@ class CharacterForm(forms.Form):
         help_text="single: one prompt · nested: orchestrator over responder and rewriter · "
         "linear: responder, rewriter, then goal alignment. New sessions with this character "
         "start with it; each session can choose another.",
+    )
+    reply_form = forms.ChoiceField(
+        choices=[("", "as the greeting and sample lines show"), *LABELS.items()],
+        required=False,
+        help_text="The shape of a reply. Narrated: paragraphs with *actions* around the speech, "
+        "as community cards are written. Spoken: one short line, the words said aloud (the "
+        "style experiment compares these). Prompts, token limits and stops follow it.",
     )
     talkativeness = forms.FloatField(
         required=False,
@@ -205,9 +213,13 @@ class CharacterForm(forms.Form):
             personality=cleaned.get("personality") or "",
             mood=cleaned.get("mood") or "",
             goals=split_lines(cleaned.get("goals") or ""),
-            sample_lines=split_lines(cleaned.get("sample_lines") or ""),
+            sample_lines=self._sample_lines(cleaned),
+            # Not on the form: the card's example dialogue, which export writes back while the
+            # sample lines are still the ones it gives (cards.examples_for_card).
+            mes_example=base.mes_example if base is not None else "",
             greeting=cleaned.get("greeting") or "",
             strategy=cleaned.get("strategy") or "nested",
+            reply_form=cleaned.get("reply_form") or "",
             profiles=self._profiles(cleaned),
             talkativeness=0.5 if talkativeness is None else talkativeness,
             tags=split_tags(cleaned.get("tags") or ""),
@@ -223,6 +235,16 @@ class CharacterForm(forms.Form):
             extensions=dict(base.extensions) if base is not None else {},
             card_extras=dict(base.card_extras) if base is not None else {},
         )
+
+    def _sample_lines(self, cleaned: dict[str, Any]) -> list[str]:
+        """The posted sample lines; the sheet's own, exactly, when the box says what it showed.
+        (The box is one line each: a sample line with a line break in it would otherwise come
+        back as two, and the card's example dialogue would no longer be written back.)"""
+        lines = split_lines(cleaned.get("sample_lines") or "")
+        base = self.base
+        if base is not None and lines == split_lines("\n".join(base.sample_lines)):
+            return list(base.sample_lines)
+        return lines
 
     def _greetings(self, cleaned: dict[str, Any], kind: str) -> list[str]:
         prefix = f"{kind}_greeting_"
@@ -277,12 +299,13 @@ def initial_from_sheet(sheet: CharacterSheet) -> dict[str, Any]:
         "personality": sheet.personality,
         "scenario": sheet.scenario,
         "mood": sheet.mood,
-        # A sample line with a line break in it becomes two lines here: the form is one per
-        # line, as the issue asks. The break is rare (multi-line card examples) and visible.
+        # A sample line with a line break in it shows as two lines here: the form is one per
+        # line, as the issue asks. Saved unchanged, it stays one line (_sample_lines).
         "goals": "\n".join(sheet.goals),
         "sample_lines": "\n".join(sheet.sample_lines),
         "greeting": sheet.greeting,
         "strategy": sheet.strategy,
+        "reply_form": sheet.reply_form,
         "talkativeness": sheet.talkativeness,
         "tags": ", ".join(sheet.tags),
         "creator_notes": sheet.creator_notes,

@@ -19,7 +19,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from personaweb.cast import card_page, store
+from personaweb.cast import card_page, lore_links, store
 from personaweb.cast.forms import PROFILE_ROLES, CharacterForm, ImportForm, LorebookImportForm
 from personaweb.cast.models import Lorebook
 from personaweb.cast.sessions import default_user_name
@@ -124,6 +124,7 @@ def character_detail(
             "export_formats": EXPORT_FORMATS,
             "session_count": character.sessions.count(),
             "attached_books": list(Lorebook.objects.filter(characters=character)),
+            "missing_world": lore_links.missing_world(character),
         },
     )
 

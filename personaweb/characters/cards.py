@@ -7,12 +7,21 @@ for V3; when both are present `ccv3` wins. Legacy V1 cards (the fields at the to
 
 Mapping to a CharacterSheet: name, description, personality, scenario, creator_notes, tags,
 system_prompt, post_history_instructions, alternate_greetings and character_book map one to one;
-`first_mes` is the greeting, `group_only_greetings` the group greetings; `mes_example` carries
-the sample lines in the usual `<START>\\n{{char}}: ...` convention. PersonaWeb's own fields
-(slug, mood, goals, strategy, profiles, talkativeness and the sample lines as an exact list) live
-under `data.extensions.personaweb`. Everything else (other extensions, other data keys such as
-creator, nickname or assets) is kept on the sheet and written back on export; so is the
-lorebook, exactly as it came.
+`first_mes` is the greeting, `group_only_greetings` the group greetings. `mes_example` is kept
+as written (user turns and all), and the sample lines are the character's turns in it, in the
+usual `<START>\\n{{char}}: ...` convention; export writes it back while they still are, and a
+new one from the sample lines once they were edited (`examples_for_card`). PersonaWeb's own
+fields (slug, mood, goals, strategy, profiles, talkativeness and the sample lines as an exact
+list) live under `data.extensions.personaweb`. Everything else (other extensions, other data
+keys such as creator, nickname or assets) is kept on the sheet and written back on export; so
+is the lorebook, as it came, with its name and each entry's `use_regex` filled in where missing
+(`lorebook.complete_book`; V3 requires them).
+
+Every export also carries the V1 fields at the top level, beside `data`, as SillyTavern writes
+and reads them: name, description, personality, scenario, first_mes, mes_example, creatorcomment
+(the creator notes), avatar, talkativeness, fav and tags. On import `data` is what counts; a V1
+card's SillyTavern keys (creatorcomment, talkativeness, avatar...) are read as what they are or
+dropped, never kept as unknown data keys (which export would write inside `data`).
 
 Untrusted input: anything malformed or over the limits raises CardError and yields nothing.
 That includes JSON that Python reads but nothing can store or write back (NaN, lone surrogates,
@@ -33,6 +42,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from personaweb.characters import png
+from personaweb.characters.lorebook import complete_book
+from personaweb.characters.reply_form import detect
 from personaweb.characters.safejson import UnsafeJSON, loads
 from personaweb.characters.sheet import (
     MAX_SAMPLE_LINES,
@@ -63,11 +74,22 @@ _MAPPED = frozenset(
 # export so that strict readers are happy; skipped on import when empty so that a round trip
 # leaves `card_extras` as it was.
 _REQUIRED_DEFAULTS: dict[str, Any] = {"creator": "", "character_version": ""}
+# SillyTavern's own keys at a V1 card's top level: read (creatorcomment, talkativeness) or
+# dropped (SillyTavern sets the others itself), never kept among the unknown data keys.
+_V1_ST_KEYS = frozenset(
+    {"creatorcomment", "avatar", "chat", "talkativeness", "fav", "create_date", "json_data"}
+)
 
 _CHAR_PREFIX = re.compile(r"^\s*(?:\{\{char\}\}|<bot>)\s*:\s?", re.IGNORECASE)
 _USER_PREFIX = re.compile(r"^\s*(?:\{\{user\}\}|<user>)\s*:", re.IGNORECASE)
 _START = re.compile(r"^\s*<start>\s*$", re.IGNORECASE)
 _START_SPLIT = re.compile(r"^\s*<start>\s*$", re.IGNORECASE | re.MULTILINE)
+# A line that is all bracketed notes: `[Genre: fantasy; Scenario: ...]`, `[{{char}}'s looks: ...]`.
+_METADATA = re.compile(r"^[ \t]*\[[^\n]*\][ \t]*$", re.MULTILINE)
+# "Speaker:" at the start of a line of example dialogue.
+_SPEAKER = re.compile(r"^[ \t]*([^\s:][^:\n]{0,79}?)[ \t]*:", re.MULTILINE)
+MAX_SPEAKERS_TRIED = 8
+"""Other speakers `examples_for_card` tries as a renamed character's old name."""
 
 
 class CardError(CharacterError):
@@ -127,6 +149,7 @@ def sheet_to_card(sheet: CharacterSheet, version: int = 2) -> dict[str, Any]:
         "mood": sheet.mood,
         "goals": list(sheet.goals),
         "strategy": sheet.strategy,
+        "reply_form": sheet.reply_form,
         "profiles": {role: p.to_dict() for role, p in sheet.profiles.items()},
         "talkativeness": sheet.talkativeness,
         "sample_lines": list(sheet.sample_lines),
@@ -139,7 +162,7 @@ def sheet_to_card(sheet: CharacterSheet, version: int = 2) -> dict[str, Any]:
         "personality": sheet.personality,
         "scenario": sheet.scenario,
         "first_mes": sheet.greeting,
-        "mes_example": format_examples(sheet.sample_lines),
+        "mes_example": examples_for_card(sheet),
         "creator_notes": sheet.creator_notes,
         "system_prompt": sheet.system_prompt,
         "post_history_instructions": sheet.post_history_instructions,
@@ -151,10 +174,54 @@ def sheet_to_card(sheet: CharacterSheet, version: int = 2) -> dict[str, Any]:
     if version == 3 or sheet.group_greetings:
         data["group_only_greetings"] = list(sheet.group_greetings)
     if sheet.character_book is not None:
-        data["character_book"] = sheet.character_book
+        data["character_book"] = complete_book(sheet.character_book, _book_name(sheet.name))
+    # The V1 fields beside `data`, as SillyTavern writes them (and its readers look for them).
+    mirror: dict[str, Any] = {
+        key: data[key]
+        for key in ("name", "description", "personality", "scenario", "first_mes", "mes_example")
+    }
+    mirror.update(
+        creatorcomment=data["creator_notes"],
+        avatar="none",
+        talkativeness=sheet.talkativeness,
+        fav=sheet.extensions.get("fav") is True,
+        tags=list(data["tags"]),
+    )
     if version == 3:
-        return {"spec": SPEC_V3, "spec_version": "3.0", "data": data}
-    return {"spec": SPEC_V2, "spec_version": "2.0", "data": data}
+        return {"spec": SPEC_V3, "spec_version": "3.0", **mirror, "data": data}
+    return {"spec": SPEC_V2, "spec_version": "2.0", **mirror, "data": data}
+
+
+def examples_for_card(sheet: CharacterSheet) -> str:
+    """The `mes_example` an export writes. The card's own text as it was written (user turns,
+    `<START>` markers, narration and all) while the sheet's sample lines are still exactly the
+    ones `parse_examples` derives from it; once they differ (the person edited the sample lines
+    since), a new text written from the sample lines (`format_examples`): the old one would
+    contradict them, and its user turns go with it. A character renamed since (an import numbers
+    a taken name) may find its old name in the text, so the text's other speakers are tried as
+    the character too."""
+    if sheet.mes_example and _gives(sheet.mes_example, sheet.sample_lines, sheet.name):
+        return sheet.mes_example
+    return format_examples(sheet.sample_lines)
+
+
+def _gives(text: str, lines: list[str], name: str) -> bool:
+    """Whether `lines` are what `parse_examples` finds in `text`, the character being `name` or,
+    failing that, one of the text's first other speakers."""
+    if parse_examples(text, name) == lines:
+        return True
+    speakers = dict.fromkeys(
+        match[1]
+        for match in _SPEAKER.finditer(text)
+        if not (_USER_PREFIX.match(match[0]) or _CHAR_PREFIX.match(match[0]))
+    )
+    tried = list(speakers)[:MAX_SPEAKERS_TRIED]
+    return any(parse_examples(text, speaker) == lines for speaker in tried)
+
+
+def _book_name(name: str) -> str:
+    """What a card's own book is called when it has no name of its own."""
+    return f"{name.strip()}'s lorebook"
 
 
 def sheet_from_card(card: Any) -> CharacterSheet:
@@ -162,12 +229,14 @@ def sheet_from_card(card: Any) -> CharacterSheet:
     if not isinstance(card, dict):
         raise CardError("card must be a JSON object")
     spec = card.get("spec")
+    v1 = False
     if spec in (SPEC_V2, SPEC_V3):
         data = card.get("data")
         if not isinstance(data, dict):
             raise CardError(f"{spec} card has no 'data' object")
     elif spec is None and "name" in card:
         data = card  # V1: the fields sit at the top level
+        v1 = True
     else:
         raise CardError(f"unsupported card spec {spec!r} (expected {SPEC_V2} or {SPEC_V3})")
 
@@ -182,18 +251,25 @@ def sheet_from_card(card: Any) -> CharacterSheet:
     if not isinstance(ours, dict):
         raise CardError(f"extensions.{EXTENSION_KEY}: must be an object")
 
-    sample_lines = ours.get("sample_lines")
-    if sample_lines is None:
-        sample_lines = parse_examples(_text(data, "mes_example"), name)
+    mes_example = _text(data, "mes_example")
+    sample_lines = _sample_lines(ours.get("sample_lines"), mes_example, name)
+    if isinstance(sample_lines, list) and mes_example == format_examples(sample_lines):
+        mes_example = ""  # just what export writes from the sample lines: nothing to keep
     extras = {
         key: value
         for key, value in data.items()
         if key not in _MAPPED
         and not (key in _REQUIRED_DEFAULTS and value == _REQUIRED_DEFAULTS[key])
+        and not (v1 and key in _V1_ST_KEYS)
     }
+    creator_notes = _text(data, "creator_notes")
+    if v1 and "creator_notes" not in data:
+        creator_notes = _text(data, "creatorcomment")  # SillyTavern's V1 name for them
     book = data.get("character_book")
-    if book is not None and not isinstance(book, dict):
-        raise CardError("character_book: must be an object")
+    if book is not None:
+        if not isinstance(book, dict):
+            raise CardError("character_book: must be an object")
+        book = complete_book(book, _book_name(name))  # as every export writes it
     sheet = CharacterSheet(
         name=name.strip(),
         slug=ours.get("slug") or slugify(name),
@@ -202,13 +278,19 @@ def sheet_from_card(card: Any) -> CharacterSheet:
         mood=ours.get("mood", ""),
         goals=ours.get("goals", []),
         sample_lines=sample_lines,
+        mes_example=mes_example,
         greeting=_text(data, "first_mes"),
-        strategy=ours.get("strategy", "nested"),
+        # A card without sample lines gives the style rewriter no voice to imitate: it starts
+        # on the single prompt (the character page says why nested needs them).
+        strategy=ours.get("strategy") or ("nested" if sample_lines else "single"),
+        # Chosen on import from what the card shows (characters/reply_form.py), so the page
+        # shows it and a later edit of the greeting does not change it behind the person.
+        reply_form=ours["reply_form"] if "reply_form" in ours else _form_shown(data, sample_lines),
         profiles=parse_profiles(ours.get("profiles", {})),
-        talkativeness=_talkativeness(ours, extensions),
+        talkativeness=_talkativeness(ours, extensions, data if v1 else {}),
         tags=_tags(data),
         scenario=_text(data, "scenario"),
-        creator_notes=_text(data, "creator_notes"),
+        creator_notes=creator_notes,
         system_prompt=_text(data, "system_prompt"),
         post_history_instructions=_text(data, "post_history_instructions"),
         alternate_greetings=_greetings(data, "alternate_greetings"),
@@ -218,6 +300,33 @@ def sheet_from_card(card: Any) -> CharacterSheet:
         card_extras=extras,
     )
     return sheet.validate()
+
+
+def _form_shown(data: dict[str, Any], sample_lines: Any) -> str:
+    """The reply form a card shows in its greeting, its example lines and the example dialogue
+    in its description (`<START>` blocks)."""
+    name = str(data.get("name") or "")
+    described = [
+        line
+        for block in _START_SPLIT.split(_text(data, "description").replace("\r\n", "\n"))[1:]
+        for line in parse_examples(block, name, blank_ends_turn=True)
+    ]
+    examples = sample_lines if isinstance(sample_lines, list) else []
+    return detect(_text(data, "first_mes"), [*map(str, examples), *described])
+
+
+def _sample_lines(exact: Any, mes_example: str, name: str) -> Any:
+    """A card's sample lines: PersonaWeb's exact list when the card has one and its
+    `mes_example` still says them (kept as written, or written from them); otherwise the
+    character's lines in `mes_example` (a card from elsewhere, or one whose example dialogue was
+    edited elsewhere since PersonaWeb wrote it)."""
+    if exact is None:
+        return parse_examples(mes_example, name)
+    if not (isinstance(exact, list) and all(isinstance(line, str) for line in exact)):
+        return exact  # validate() says what is wrong with it
+    if mes_example == format_examples(exact) or _gives(mes_example, exact, name):
+        return exact
+    return parse_examples(mes_example, name)
 
 
 def check_exportable(
@@ -306,11 +415,14 @@ class FoundLine:
 def lines_elsewhere(sheet: CharacterSheet) -> list[FoundLine]:
     """The character's own example lines written in its description or greeting, as many
     community cards do: `<START>` blocks with `{{char}}:` lines (or, with no `<START>`,
-    lines that begin `{{char}}:`). Each line once, at most MAX_SAMPLE_LINES."""
+    lines that begin `{{char}}:`). Each line once, at most MAX_SAMPLE_LINES. A line that is all
+    bracketed notes (`[Genre: fantasy; Scenario: ...]`, `[{{char}}'s personality: ...]`) is the
+    card's metadata: it ends a turn, and is never a line."""
     found: list[FoundLine] = []
     seen: set[str] = set()
-    for source, text in (("description", sheet.description), ("greeting", sheet.greeting)):
-        blocks = _START_SPLIT.split(text.replace("\r\n", "\n"))
+    for source, written in (("description", sheet.description), ("greeting", sheet.greeting)):
+        text = _METADATA.sub("", written.replace("\r\n", "\n"))
+        blocks = _START_SPLIT.split(text)
         if len(blocks) > 1:
             # Text before the first <START> is prose; the blocks may name the speaker.
             lines = [
@@ -321,6 +433,8 @@ def lines_elsewhere(sheet: CharacterSheet) -> list[FoundLine]:
         else:
             lines = parse_examples(text, blank_ends_turn=True)
         for line in lines:
+            if _METADATA.fullmatch(line):
+                continue  # `{{char}}: [notes]`
             if line not in seen and len(found) < MAX_SAMPLE_LINES:
                 seen.add(line)
                 found.append(FoundLine(line, source))
@@ -383,13 +497,14 @@ def _tags(data: dict[str, Any]) -> list[str]:
     return [t for t in tags if t.strip()]
 
 
-def _talkativeness(ours: dict[str, Any], extensions: dict[str, Any]) -> float:
+def _talkativeness(ours: dict[str, Any], extensions: dict[str, Any], v1: dict[str, Any]) -> float:
     value = ours.get("talkativeness")
     if value is None:
-        # SillyTavern keeps its own talkativeness, as a string, in extensions. It is only a
-        # hint, so a bad value falls back to the default instead of refusing the card.
+        # SillyTavern keeps its own talkativeness, as a string, in extensions (on a V1 card, `v1`,
+        # at the top level). It is only a hint, so a bad value falls back to the default
+        # instead of refusing the card.
         try:
-            hint = float(extensions.get("talkativeness", 0.5))
+            hint = float(extensions.get("talkativeness", v1.get("talkativeness", 0.5)))
         except (TypeError, ValueError):
             return 0.5
         return hint if 0.0 <= hint <= 1.0 else 0.5

@@ -1,8 +1,9 @@
 """Lorebooks: a card's `character_book` and SillyTavern World Info files, read and scanned.
 
 A lorebook holds entries of background (a place, a person, a rule of the world) that reach a
-character's prompt only when the conversation touches them. A book is stored exactly as it came,
-so a card's round trip keeps it intact; `read_book` gives a typed, lenient view of it: what it
+character's prompt only when the conversation touches them. A book is stored as it came (only
+its name and each entry's `use_regex` filled in where missing, `complete_book`), so a card's
+round trip keeps it intact; `read_book` gives a typed, lenient view of it: what it
 cannot use is skipped and named in `problems`, never an error. World Info files are converted to
 the `character_book` form once, when imported (`normalise_book`).
 
@@ -23,6 +24,9 @@ Which entries fire, and where they go (applied by `scan`, and nowhere else):
    insertion order), while their tokens fit the budget; the rest are left out, and say why.
 6. Kept entries go before or after the character's definition (`position`; SillyTavern's other
    positions go after it), lower insertion order first.
+7. Each entry once: the books a prompt consults are `distinct_books` first, so an entry with the
+   same keys and content as an earlier one (a card's book attached again as a standalone file,
+   a book attached to both the character and the session) is consulted once.
 
 V3 decorators (`@@activate`, `@@dont_activate`, `@@scan_depth N`, `@@position before_desc`) at
 the top of an entry's content are honoured and never reach a prompt; others are ignored.
@@ -379,6 +383,26 @@ def _from_world_info(world: dict[str, Any], entries: dict[str, Any]) -> dict[str
     return book
 
 
+def complete_book(book: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The book as PersonaWeb stores and exports it: with a name (`name` when it has none) and
+    `use_regex` on every entry (false where missing: V3 requires it on each entry, and
+    SillyTavern writes it in V2 too). Everything else as it is; `book` itself is not changed.
+    Card import stores books completed, so an export (which completes again, for books stored
+    before) writes back exactly what is stored."""
+    done = dict(book)
+    if not _text(done.get("name")):
+        done["name"] = name
+    entries = done.get("entries")
+    if isinstance(entries, list) and any(
+        isinstance(e, dict) and "use_regex" not in e for e in entries
+    ):
+        done["entries"] = [
+            {**e, "use_regex": False} if isinstance(e, dict) and "use_regex" not in e else e
+            for e in entries
+        ]
+    return done
+
+
 # --- scanning --------------------------------------------------------------------------------
 
 
@@ -544,3 +568,52 @@ def scan(
             kept.append((key, found))
     kept.sort(key=lambda item: (item[1].entry.insertion_order, item[0]))
     return LoreScan(tuple(f for _key, f in kept), tuple(left), budget)
+
+
+# --- one copy of each entry --------------------------------------------------------------------
+
+EntryKey = tuple[tuple[str, ...], str]
+"""What makes two entries the same (`entry_key`)."""
+
+
+def entry_key(entry: LoreEntry) -> EntryKey:
+    """An entry's keys (in any order) and its content (whitespace aside): two entries with the
+    same are one entry, whatever their names, ids, order or settings."""
+    return tuple(sorted(set(entry.keys))), " ".join(entry.content.split())
+
+
+def book_key(book: Lorebook) -> frozenset[EntryKey]:
+    """A book's entries (`entry_key`): two books with the same are the same book."""
+    return frozenset(entry_key(e) for e in book.entries)
+
+
+def same_book(a: Lorebook, b: Lorebook) -> bool:
+    """Whether two books have the same entries (`book_key`); a book without entries is the
+    same as none."""
+    return bool(a.entries) and book_key(a) == book_key(b)
+
+
+def distinct_books(books: Sequence[Lorebook]) -> tuple[Lorebook, ...]:
+    """`books` with every entry once, so that nothing reaches a prompt twice: an entry with the
+    keys and content (`entry_key`) of an earlier one, of the same book or an earlier book, is
+    dropped, and so is a book left with no entries by that. The first copy is kept, in its book
+    and with its book's settings (scan depth, token budget); only a disabled first copy does not
+    stand for an enabled one further on (it never fires: the enabled one stays)."""
+    seen: set[EntryKey] = set()
+    enabled: set[EntryKey] = set()
+    kept: list[Lorebook] = []
+    for book in books:
+        entries: list[LoreEntry] = []
+        for entry in book.entries:
+            key = entry_key(entry)
+            if key in (enabled if entry.enabled else seen):
+                continue
+            seen.add(key)
+            if entry.enabled:
+                enabled.add(key)
+            entries.append(entry)
+        if len(entries) == len(book.entries):
+            kept.append(book)
+        elif entries:
+            kept.append(replace(book, entries=tuple(entries)))
+    return tuple(kept)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from personaweb.characters.reply_form import FORMS, form_of
 from personaweb.characters.safejson import UnsafeJSON, check, check_text
 from personaweb.llm.types import LLMProfile
 
@@ -43,6 +44,9 @@ MAX_GOALS = 50
 MAX_GOAL = 500
 MAX_SAMPLE_LINES = 200
 MAX_SAMPLE_LINE = 1000
+MAX_MES_EXAMPLE = 2 * MAX_SAMPLE_LINES * MAX_SAMPLE_LINE
+"""A card's example dialogue (kept for export): room for as many sample lines as a sheet holds,
+and the user turns between them."""
 MAX_TAGS = 50
 MAX_TAG = 64
 MAX_PROFILES = 16
@@ -75,10 +79,16 @@ class CharacterSheet:
     """What the character wants; the linear strategy tracks recent lines against these."""
     sample_lines: list[str] = field(default_factory=list)
     """Lines in the character's voice; the style rewriter imitates them."""
+    mes_example: str = ""
+    """The card's example dialogue (`mes_example`) as written, user turns and all, kept so that an
+    export writes it back; the sample lines are derived from it (see cards.examples_for_card)."""
     greeting: str = ""
     """Optional first message the character opens a chat with."""
     strategy: str = "nested"
     """How replies are produced: single, nested or linear."""
+    reply_form: str = ""
+    """The shape of a reply: "spoken" or "narrated" (characters/reply_form.py); empty means the
+    form the greeting and sample lines show."""
     profiles: dict[str, LLMProfile] = field(default_factory=dict)
     """LLM profile per persona role (responder, style_rewriter, orchestrator, alignment...)."""
     talkativeness: float = 0.5
@@ -99,7 +109,8 @@ class CharacterSheet:
     group_greetings: list[str] = field(default_factory=list)
     """First messages for group chats only (V3 `group_only_greetings`)."""
     character_book: dict[str, Any] | None = None
-    """The card's lorebook (`character_book`), exactly as it came (see characters/lorebook.py)."""
+    """The card's lorebook (`character_book`) as it came, given a name and `use_regex` where it
+    lacked them (characters/lorebook.py `complete_book`)."""
     extensions: dict[str, Any] = field(default_factory=dict)
     """Character Card `data.extensions` keys other than ours, kept so export loses nothing."""
     card_extras: dict[str, Any] = field(default_factory=dict)
@@ -127,9 +138,14 @@ class CharacterSheet:
         _check_text("post_history_instructions", self.post_history_instructions, MAX_POST_HISTORY)
         _check_list("goals", self.goals, MAX_GOALS, MAX_GOAL)
         _check_list("sample_lines", self.sample_lines, MAX_SAMPLE_LINES, MAX_SAMPLE_LINE)
+        _check_text("mes_example", self.mes_example, MAX_MES_EXAMPLE)
         _check_list("alternate_greetings", self.alternate_greetings, MAX_GREETINGS, MAX_GREETING)
         _check_list("group_greetings", self.group_greetings, MAX_GREETINGS, MAX_GREETING)
         _check_list("tags", self.tags, MAX_TAGS, MAX_TAG)
+        if self.reply_form not in ("", *FORMS):
+            raise CharacterError(
+                f"reply_form: {self.reply_form!r} is not one of {', '.join(FORMS)}"
+            )
         if self.strategy not in STRATEGIES:
             raise CharacterError(
                 f"strategy: {self.strategy!r} is not one of {', '.join(STRATEGIES)}"
@@ -156,8 +172,10 @@ class CharacterSheet:
             "mood": self.mood,
             "goals": list(self.goals),
             "sample_lines": list(self.sample_lines),
+            "mes_example": self.mes_example,
             "greeting": self.greeting,
             "strategy": self.strategy,
+            "reply_form": self.reply_form,
             "profiles": {role: p.to_dict() for role, p in self.profiles.items()},
             "talkativeness": self.talkativeness,
             "tags": list(self.tags),
@@ -187,6 +205,10 @@ class CharacterSheet:
         if "talkativeness" in values:
             values["talkativeness"] = _as_number("talkativeness", values["talkativeness"])
         return cls(**values).validate()
+
+    def form(self) -> str:
+        """The reply form: the chosen one, else the one the greeting and sample lines show."""
+        return form_of(self.reply_form, self.greeting, self.sample_lines)
 
     def with_changes(self, **changes: Any) -> CharacterSheet:
         """A validated copy with some fields replaced."""

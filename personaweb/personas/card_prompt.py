@@ -12,7 +12,9 @@ linear, in a chat of one or in a group):
    them. The character's definition (description, personality, mood, goals, scenario) and, in
    the single prompt, the sample lines follow as always: in SillyTavern too a card's system
    prompt replaces the main prompt, not the character.
-3. **Scenario** is part of the definition: "The situation: ...".
+3. **Definition.** Description, personality, mood, goals and scenario ("The situation: ..."),
+   each under its label; a part the card leaves empty is left out, label and all: no prompt
+   carries an empty label or a "(none given)".
 4. **Lore.** Lorebook entries that the recent messages trigger (characters/lorebook.py) go
    before or after the definition, within a lore budget: a quarter of the model's context
    window (DEFAULT_LORE_BUDGET when the window is unknown), and each book's own token_budget.
@@ -24,22 +26,31 @@ linear, in a chat of one or in a group):
 6. The stateless **style rewriter** gets none of this: only the line to rewrite and the sample
    lines. A character with no sample lines is flagged on each of its proposals
    (`data["warning"]`): the rewriter had no voice to imitate.
+7. **Character note.** A card's `extensions.depth_prompt` goes into the history at its depth
+   and role (0: after the latest message), for the single prompt and the responder (not the
+   orchestrator), macros replaced; the node records it (`data["character_note"]`).
+8. **Reply form.** What the character is asked to write, in the instructions above and in
+   `{{original}}`, follows its reply form (characters/reply_form.py): one short spoken line,
+   or a narrated reply with *actions* and speech.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
 
 from personaweb.characters.lorebook import (
     DEFAULT_SCAN_DEPTH,
     Lorebook,
     LoreScan,
     Position,
+    distinct_books,
     read_book,
     scan,
 )
 from personaweb.characters.macros import DEFAULT_USER, card_macros, fill_original
+from personaweb.characters.reply_form import NARRATED, form_of
 from personaweb.llm.types import ChatMessage, LLMProfile
 from personaweb.personas.persona import (
     BasicPersona,
@@ -56,6 +67,9 @@ LORE_SHARE = 4
 """Lore takes at most 1/LORE_SHARE of the context window."""
 MAX_SAMPLES = 25
 """Sample lines a prompt shows (the first ones)."""
+MAX_NOTE_DEPTH = 1000
+NoteRole = Literal["system", "user", "assistant"]
+NOTE_ROLES: tuple[NoteRole, ...] = ("system", "user", "assistant")
 
 
 class CharacterLike(Protocol):
@@ -72,6 +86,35 @@ class CharacterLike(Protocol):
     post_history_instructions: str
     lorebooks: tuple[Lorebook, ...]
     user: str
+    reply_form: str
+    note: CharacterNote | None
+
+
+@dataclass(frozen=True)
+class CharacterNote:
+    """A card's character note (`extensions.depth_prompt`): text put into the conversation at a
+    depth (0: after the latest message; N: before the last N messages) as `role` (rule 7)."""
+
+    text: str
+    depth: int = 4
+    role: NoteRole = "system"
+
+    @classmethod
+    def of(cls, raw: Any, expand: Callable[[str], str]) -> CharacterNote | None:
+        """The note a card's `depth_prompt` extension holds, or None (no note, or not one)."""
+        if not isinstance(raw, Mapping):
+            return None
+        text = raw.get("prompt")
+        if not isinstance(text, str) or not text.strip():
+            return None
+        depth = raw.get("depth", 4)
+        if isinstance(depth, bool) or not isinstance(depth, int):
+            depth = 4
+        role: NoteRole = "system"
+        for known in NOTE_ROLES:
+            if raw.get("role") == known:
+                role = known
+        return cls(expand(text.strip()), max(0, min(depth, MAX_NOTE_DEPTH)), role)
 
 
 def character_fields(
@@ -98,6 +141,9 @@ def character_fields(
     def lines(key: str) -> list[str]:
         return [macros.expand(str(v)) for v in data.get(key) or []]
 
+    extensions = data.get("extensions")
+    extensions = extensions if isinstance(extensions, Mapping) else {}
+    samples = lines("sample_lines")
     own = data.get("character_book", extras.get("character_book"))
     stored = ([(f"{name}'s lorebook", own)] if isinstance(own, Mapping) else []) + list(books)
     return {
@@ -106,12 +152,14 @@ def character_fields(
         "personality": text("personality"),
         "mood": text("mood"),
         "goals": lines("goals"),
-        "sample_lines": lines("sample_lines"),
+        "sample_lines": samples,
         "scenario": text("scenario"),
         "system_prompt": text("system_prompt"),
         "post_history_instructions": text("post_history_instructions"),
-        "lorebooks": tuple(read_book(raw, title).expanded(macros) for title, raw in stored),
+        "lorebooks": distinct_books([read_book(r, t).expanded(macros) for t, r in stored]),
         "user": macros.user,
+        "reply_form": form_of(str(data.get("reply_form") or ""), text("greeting"), samples),
+        "note": CharacterNote.of(extensions.get("depth_prompt"), macros.expand),
     }
 
 
@@ -119,32 +167,60 @@ def character_fields(
 
 
 def _bullets(items: Sequence[str]) -> str:
-    return "\n".join(f"- {item}" for item in items) or "- (none given)"
+    return "\n".join(f"- {item}" for item in items)
 
 
 def _intro(character: CharacterLike) -> str:
-    intro = f"You are {character.name}, speaking in a conversation. Stay in character at all times."
+    where = "in a roleplay" if character.reply_form == NARRATED else "in a conversation"
+    intro = f"You are {character.name}, speaking {where}. Stay in character at all times."
     if character.user and character.user != DEFAULT_USER:
         intro += f" You are talking with {character.user}."
     return intro
 
 
-def _closing(samples: bool) -> str:
-    if samples:
+def _closing(character: CharacterLike, samples: bool) -> str:
+    if character.reply_form == NARRATED:
+        other = character.user or DEFAULT_USER
+        voice = " in that voice" if samples and character.sample_lines else ""
         return (
-            "Answer the latest message with one short spoken line (one to three sentences) in "
-            "that voice, fitting your mood and serving your goals. Write only the words you say "
-            "aloud."
+            f"Write {character.name}'s next reply{voice}: narrate what {character.name} does "
+            "in *asterisks* around what they say, in one to three paragraphs, fitting the "
+            f"situation. Write only {character.name}'s part: never speak or act for {other}."
         )
+    voice = " in that voice" if samples and character.sample_lines else ""
     return (
-        "Answer the latest message with one short spoken line (one to three sentences) that "
-        "fits your mood and serves your goals. Write only the words you say aloud."
+        f"Answer the latest message with one short spoken line (one to three sentences){voice}"
+        f"{_serving(character)}. Write only the words you say aloud."
     )
+
+
+def _serving(character: CharacterLike) -> str:
+    """What a spoken line should serve, as far as the character says (nothing left empty)."""
+    parts = (["fitting your mood"] if character.mood.strip() else []) + (
+        ["serving your goals"] if character.goals else []
+    )
+    return ", " + " and ".join(parts) if parts else ""
 
 
 def own_instructions(character: CharacterLike, *, samples: bool) -> str:
     """PersonaWeb's own instructions: what `{{original}}` in a card's system prompt stands for."""
-    return f"{_intro(character)} {_closing(samples)}"
+    return f"{_intro(character)} {_closing(character, samples)}"
+
+
+def definition(character: CharacterLike) -> str:
+    """The character's definition (rule 3): each part the character has, under its label; a
+    part left empty is left out, label and all."""
+    parts = [
+        ("Who you are", character.description),
+        ("Personality", character.personality),
+        ("Your mood right now", character.mood),
+    ]
+    text = "".join(f"{label}: {value.strip()}\n" for label, value in parts if value.strip())
+    if character.goals:
+        text += f"What you want:\n{_bullets(character.goals)}\n"
+    if character.scenario.strip():
+        text += f"The situation: {character.scenario.strip()}\n"
+    return text
 
 
 def character_prompt(
@@ -152,25 +228,25 @@ def character_prompt(
 ) -> str:
     """The system prompt of a persona speaking as `character` (rules 2 to 4); `samples` adds
     the sample lines (the single strategy)."""
-    definition = (
-        f"Who you are: {character.description}\n"
-        f"Personality: {character.personality}\n"
-        f"Your mood right now: {character.mood}\n"
-        f"What you want:\n{_bullets(character.goals)}\n"
-    )
-    if character.scenario.strip():
-        definition += f"The situation: {character.scenario}\n"
     before = "".join(f"{t}\n" for t in lore.texts(Position.BEFORE)) if lore else ""
     after = "".join(f"{t}\n" for t in lore.texts(Position.AFTER)) if lore else ""
     voice = ""
-    if samples:
+    if samples and character.sample_lines:
         lines = _bullets(character.sample_lines[:MAX_SAMPLES])
         voice = f"\nThis is how you talk; match this voice closely:\n{lines}\n"
-    body = f"{before}{definition}{after}{voice}"
+    body = f"{before}{definition(character)}{after}{voice}"
     if character.system_prompt.strip():
         own = own_instructions(character, samples=samples)
         return f"{fill_original(character.system_prompt, own)}\n\n{body}".rstrip()
-    return f"{_intro(character)}\n{body}\n{_closing(samples)}"
+    return f"{_intro(character)}\n{body}\n{_closing(character, samples)}"
+
+
+def with_note(messages: list[ChatMessage], note: CharacterNote | None) -> list[ChatMessage]:
+    """The history with the character's note at its depth (rule 7)."""
+    if note is None:
+        return messages
+    at = max(0, len(messages) - note.depth)
+    return [*messages[:at], ChatMessage(note.role, note.text), *messages[at:]]
 
 
 def responder_prompt(character: CharacterLike) -> str:
@@ -244,12 +320,18 @@ class InCharacterPersona(BasicPersona):
             system = ChatMessage("system", text)
         else:
             system = self._system
-        messages = [system, *history]
+        messages = [system, *with_note(history, self.character.note)]
         after = fill_original(self.character.post_history_instructions, "").strip()
         if after:
             messages.append(ChatMessage("system", after))
-        note = lore.note()
-        return Prompt(messages, {"lore": note} if note else {})
+        data: dict[str, Any] = {}
+        found = lore.note()
+        if found:
+            data["lore"] = found
+        if self.character.note is not None:
+            note = self.character.note
+            data["character_note"] = {"depth": note.depth, "role": note.role, "text": note.text}
+        return Prompt(messages, data)
 
     def build_messages(self, events: Sequence[Event]) -> list[ChatMessage]:
         return self.compose(events).messages

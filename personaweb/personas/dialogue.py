@@ -20,10 +20,12 @@ from typing import Any, ClassVar
 
 from personaweb.characters.lorebook import Lorebook
 from personaweb.characters.macros import DEFAULT_USER
+from personaweb.characters.reply_form import NARRATED, SPEC, SPOKEN
 from personaweb.characters.sheet import CharacterSheet
 from personaweb.llm.types import LLMProfile
 from personaweb.personas.card_prompt import (
     CharacterLike,
+    CharacterNote,
     InCharacterPersona,
     SampleLineRewriter,
     character_fields,
@@ -38,9 +40,18 @@ from personaweb.personas.structured import StructuredPersona
 from personaweb.personas.tree import Action
 
 STRATEGIES = ("single", "nested", "linear")
-LINE_PROFILE = LLMProfile(max_tokens=120, stop=("\n\n",))
-"""The default for personas that speak a line: one to three sentences fit in 120 tokens with
-room to spare, and a blank line ends a spoken line (small models ramble on in paragraphs)."""
+
+
+def form_profile(form: str) -> LLMProfile:
+    """The default profile of the personas that speak as a character of this reply form: its
+    room and where a reply ends (characters/reply_form.py)."""
+    spec = SPEC[form if form in SPEC else SPOKEN]
+    return LLMProfile(max_tokens=spec.max_tokens, stop=spec.stop)
+
+
+LINE_PROFILE = form_profile(SPOKEN)
+"""The default for personas that speak a line: one to three sentences, and a blank line ends a
+spoken line (small models ramble on in paragraphs)."""
 ALIGNMENT_WINDOW = 5
 DRIFT_THRESHOLD = 0.5
 
@@ -72,6 +83,10 @@ class SimpleCharacter:
     """The card's lorebook and those attached to the character or the session."""
     user: str = DEFAULT_USER
     """Who the character talks to (what the card's `{{user}}` became)."""
+    reply_form: str = SPOKEN
+    """The shape of its replies: spoken or narrated (characters/reply_form.py)."""
+    note: CharacterNote | None = None
+    """The card's character note, put into the history at its depth (card_prompt.py, rule 7)."""
 
 
 def chat_character(
@@ -90,14 +105,29 @@ def chat_character(
 
 
 def _bullets(items: Sequence[str]) -> str:
-    return "\n".join(f"- {item}" for item in items) or "- (none given)"
+    return "\n".join(f"- {item}" for item in items)
 
 
 def rewriter_prompt(character: CharacterLike, *, max_samples: int = 25) -> str:
+    """The style rewriter's prompt: only the sample lines (rule 6 of card_prompt.py). A
+    narrated reply keeps its actions and narration; only what the character says is restyled."""
+    name = character.name
     samples = character.sample_lines[:max_samples]
+    voice = (
+        f"Here is how {name} talks:\n{_bullets(samples)}\n\n"
+        if samples
+        else f"You have no example of how {name} talks: keep the wording natural for them.\n\n"
+    )
+    if character.reply_form == NARRATED:
+        return (
+            f"You rewrite roleplay replies so that {name}'s speech sounds exactly like "
+            f"{name}.\n{voice}"
+            "You will get one reply. Keep every *action* in asterisks and all the narration as "
+            f"it is; rewrite only the words {name} says aloud, in that voice: same meaning, "
+            "their vocabulary, rhythm, dialect and attitude. Answer with the whole reply only."
+        )
     return (
-        f"You rewrite single lines of dialogue so they sound exactly like {character.name}.\n"
-        f"Here is how {character.name} talks:\n{_bullets(samples)}\n\n"
+        f"You rewrite single lines of dialogue so they sound exactly like {name}.\n{voice}"
         "You will get one line. Rewrite it in that voice: same meaning, their vocabulary, "
         "rhythm, dialect and attitude. Keep it about as long as the original. Answer with the "
         "rewritten line only."
@@ -117,9 +147,14 @@ ALIGNMENT_SCHEMA: dict[str, Any] = {
 
 
 def alignment_prompt(character: CharacterLike) -> str:
-    return (
-        f"You judge whether {character.name}'s recent lines pursue their goals.\n"
+    goals = (
         f"{character.name}'s goals:\n{_bullets(character.goals)}\n\n"
+        if character.goals
+        else f"{character.name} states no goals: judge whether the lines keep to the character "
+        "and to what the conversation is about.\n\n"
+    )
+    return (
+        f"You judge whether {character.name}'s recent lines pursue their goals.\n{goals}"
         "You get their most recent lines, oldest first. Answer with one JSON object: "
         '{"score": 0 to 1, how well the lines as a whole serve the goals; "drifting": true when '
         "the character has wandered from the goals; "
@@ -173,10 +208,13 @@ def single_strategy(
 def nested_strategy(
     character: CharacterLike, profile: LLMProfile, can_pass: bool = False
 ) -> ResponseDrivenPersona:
+    # The same instructions for either form; only the word for what is produced differs.
+    narrated = character.reply_form == NARRATED
+    line, where = ("reply", "a roleplay") if narrated else ("line", "a conversation")
     instructions = (
-        f"You produce {character.name}'s next line in a conversation. First delegate the "
-        "incoming message to the responder. Then delegate the responder's line to the "
-        "style_rewriter. Then reply to your caller with the rewritten line, unchanged."
+        f"You produce {character.name}'s next {line} in {where}. First delegate the "
+        f"incoming message to the responder. Then delegate the responder's {line} to the "
+        f"style_rewriter. Then reply to your caller with the rewritten {line}, unchanged."
     )
     if can_pass:
         instructions += " If the responder chose not to answer, pass."
@@ -187,8 +225,8 @@ def nested_strategy(
         plan=NESTED_PLAN_WITH_PASS if can_pass else NESTED_PLAN,
         children=[_responder(character, profile, can_pass), _rewriter(character, profile)],
         description=f"Produces {character.name}'s next line.",
-        # Steering, not speaking: cool, room for a whole line in JSON, no stop at blank lines.
-        profile=replace(profile, temperature=0.2, max_tokens=400, stop=()),
+        # Steering, not speaking: cool, room for a whole reply in JSON, no stop at blank lines.
+        profile=replace(profile, temperature=0.2, max_tokens=profile.max_tokens + 240, stop=()),
         display_name=character.name,
     )
 
@@ -322,7 +360,7 @@ def dialogue_hierarchy(
     """A character's persona tree for a strategy. `profiles` may be keyed by persona path
     (`orchestrator/responder`) or by role name (`responder`). With `can_pass` the character
     may choose not to answer (the null action of group chats)."""
-    base = profile or LINE_PROFILE
+    base = profile or form_profile(character.reply_form)
     builders = {"single": single_strategy, "nested": nested_strategy, "linear": linear_strategy}
     if strategy not in builders:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")

@@ -33,6 +33,15 @@ def imported(client: Client, owner: Any, card: dict[str, Any] | None = None) -> 
     return Character.objects.filter(owner=owner).latest("pk")
 
 
+def stored_book() -> dict[str, Any]:
+    """The card's book as PersonaWeb stores and exports it: each entry with the `use_regex` V3
+    requires (false where the card had none; lorebook.complete_book)."""
+    book = captain_book()
+    for entry in book["entries"]:
+        entry.setdefault("use_regex", False)
+    return book
+
+
 def card_in(data: bytes, fmt: str) -> dict[str, Any]:
     if fmt.endswith("json"):
         return json.loads(data)
@@ -55,6 +64,8 @@ def test_a_community_card_exports_back_intact(alice_client, alice, fmt):
             assert {k: v for k, v in data[key].items() if k != "personaweb"} == value
         elif key == "mes_example":
             assert data[key] == ""  # no sample lines taken yet
+        elif key == "character_book":
+            assert data[key] == stored_book()
         else:
             assert data[key] == value, key
     # And back in: the same character.
@@ -148,7 +159,7 @@ def test_card_fields_and_greetings_are_edited_on_the_form(alice_client, alice):
     ]
     assert sheet.post_history_instructions == "Be brief, {{char}}."
     assert sheet.group_greetings == ["Hello, all of you."]
-    assert sheet.character_book == captain_book()  # the form leaves the lorebook alone
+    assert sheet.character_book == stored_book()  # the form leaves the lorebook alone
 
 
 def test_a_forged_greeting_box_number_cannot_grow_the_form_without_bound(alice_client, alice):
@@ -209,7 +220,7 @@ def test_the_cards_lorebook_is_edited_and_untouched_entries_stay_intact(alice_cl
     assert response.status_code == 302, response.content.decode()[:2000]
     book = sheet_of(Character.objects.get(pk=character.pk)).character_book
     assert book is not None
-    original = captain_book()
+    original = stored_book()
     assert book["extensions"] == original["extensions"] and book["name"] == "Tide Atlas"
     # Unchanged entries are the stored objects, unknown keys and all.
     assert book["entries"][0] == original["entries"][0]
@@ -272,7 +283,9 @@ def upload_book(client: Client, name: str, data: bytes) -> Any:
     return client.post(reverse("cast:lorebook_import"), {"book": file})
 
 
-def test_a_world_info_file_is_imported_attached_and_consulted(alice_client, alice, sara):
+def test_a_world_info_file_is_imported_attached_and_consulted(
+    alice_client, alice, sara, bob_client, bob
+):
     response = upload_book(alice_client, "Ports.json", json.dumps(WORLD_INFO).encode())
     book = Lorebook.objects.get(owner=alice)
     assert response.status_code == 302 and book.name == "Ports"
@@ -284,10 +297,13 @@ def test_a_world_info_file_is_imported_attached_and_consulted(alice_client, alic
     session = ChatSession.objects.create(owner=alice, title="t", character=sara)
     character = SessionCards.of(session, [sara]).character(sara)
     assert [b.name for b in character.lorebooks] == ["Ports"]
-    # Exported, it imports back the same.
+    # Exported, it imports back the same (for someone who does not have it yet: alice is told
+    # she has it already, tests/cast/test_lorebook_once.py).
     exported = alice_client.get(reverse("cast:lorebook_export", args=[book.pk])).content
-    upload_book(alice_client, "again.json", exported)
-    assert Lorebook.objects.filter(owner=alice).latest("pk").data == book.data
+    assert upload_book(bob_client, "again.json", exported).status_code == 302
+    again = Lorebook.objects.get(owner=bob)
+    assert again.name == "Ports"
+    assert {k: v for k, v in again.data.items() if k != "name"} == book.data
 
 
 def test_a_lorebook_is_edited_on_its_page(alice_client, alice):

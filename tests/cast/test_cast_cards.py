@@ -269,7 +269,10 @@ def test_an_export_import_export_round_trip_keeps_unknown_extensions(
         "other_tool": {"x": [1, 2]},
         "depth_prompt": {"depth": 4, "prompt": "p"},
     }
-    assert again.character_book == {"entries": [{"keys": ["sea"], "content": "salt"}]}
+    # The book as it came, named and with the `use_regex` V3 requires (lorebook.complete_book).
+    book = {"entries": [{"keys": ["sea"], "content": "salt", "use_regex": False}]}
+    book["name"] = "Mira Vance's lorebook"
+    assert again.character_book == book
 
     # Back in through the import view, and out once more: nothing lost on the way.
     content_type = "image/png" if fmt.endswith("png") else "application/json"
@@ -279,7 +282,7 @@ def test_an_export_import_export_round_trip_keeps_unknown_extensions(
     final = json.loads(card_to_json(sheet_of(second), 2))["data"]
     assert final["extensions"]["other_tool"] == {"x": [1, 2]}
     assert final["extensions"]["depth_prompt"] == {"depth": 4, "prompt": "p"}
-    assert final["character_book"] == {"entries": [{"keys": ["sea"], "content": "salt"}]}
+    assert final["character_book"] == book
     assert sheet_of(second).to_dict() | {"name": "", "slug": ""} == sheet_of(first).to_dict() | {
         "name": "",
         "slug": "",

@@ -24,7 +24,11 @@ def test_a_v2_card_maps_its_prompt_fields_greetings_and_lorebook() -> None:
     assert sheet.system_prompt.startswith("{{original}} Write {{char}}'s next reply")
     assert sheet.post_history_instructions == "Stay as {{char}}; never speak for {{user}}."
     assert len(sheet.alternate_greetings) == 2 and sheet.group_greetings == []
-    assert sheet.character_book == captain_book()
+    # The book as it came, each entry with the `use_regex` V3 requires (false: plain keys).
+    book = captain_book()
+    for entry in book["entries"]:
+        entry["use_regex"] = False
+    assert sheet.character_book == book
     # None of them is left over among the kept keys.
     assert set(sheet.card_extras) == {"creator", "character_version"}
 

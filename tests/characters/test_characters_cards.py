@@ -111,8 +111,13 @@ def test_unknown_extensions_and_data_keys_survive_import_then_export(version: in
     for exported in (card_to_json(sheet, version), card_to_png(sheet, version)):
         data = json.loads(exported) if exported[:1] == b"{" else _png_card(exported, version)
         data = data["data"]
-        for key in ("creator", "character_version", "character_book", "alternate_greetings"):
+        for key in ("creator", "character_version", "alternate_greetings", "mes_example"):
             assert data[key] == foreign["data"][key]
+        # The book as it came, with the name and `use_regex` V3 requires of it.
+        assert data["character_book"] == {
+            "name": "Foreign's lorebook",
+            "entries": [{"keys": ["ship"], "content": "A boat.", "use_regex": False}],
+        }
         assert data["some_future_field"] == {"nested": [1, 2, 3]}
         assert data["extensions"]["depth_prompt"] == {"depth": 4, "prompt": "p"}
         assert data["extensions"]["fav"] is True

@@ -10,8 +10,10 @@ from personaweb.characters.lorebook import (
     Logic,
     LorebookError,
     Position,
+    distinct_books,
     normalise_book,
     read_book,
+    same_book,
     scan,
 )
 from personaweb.characters.macros import Macros
@@ -210,3 +212,46 @@ def test_a_cards_embedded_book_can_be_taken_as_a_lorebook() -> None:
         normalise_book({"spec": "chara_card_v3", "data": {"name": "X"}})
     with pytest.raises(LorebookError, match="entries"):
         normalise_book({"title": "not a book"})
+
+
+# --- one copy of each entry --------------------------------------------------------------------
+
+
+def test_each_entry_is_consulted_once_whatever_book_it_is_in() -> None:
+    compass = entry(["compass", "needle"], "The compass was her mother's.", priority=5)
+    world = entry([], "The year is 1720.", constant=True)
+    card = read_book(book(compass, world, token_budget=400))
+    # The same entries under another name: other ids, order, key order and whitespace.
+    copy = read_book(
+        {
+            "name": "Tide Atlas (file)",
+            "entries": [
+                entry([], "The year is  1720.\n", constant=True, id=9),
+                entry(["needle", "compass"], "The compass was her mother's.", id=8),
+                entry(["kraken"], "The kraken sleeps."),
+            ],
+        }
+    )
+    assert not same_book(card, copy)  # it has one more entry
+    assert same_book(card, read_book({"entries": list(reversed(book(compass, world)["entries"]))}))
+    assert not same_book(read_book(book()), read_book(book()))  # no entries: nothing to share
+
+    books = distinct_books([card, copy, card])
+    assert [b.name for b in books] == ["Atlas", "Tide Atlas (file)"]
+    assert books[0] is card  # the first copy, with its book's settings
+    assert [e.content for e in books[1].entries] == ["The kraken sleeps."]
+    result = scan(books, ["your compass?"], budget=1000)
+    assert sorted(f.entry.content for f in result.kept) == [
+        "The compass was her mother's.",
+        "The year is 1720.",
+    ]
+    assert not result.left_out
+
+
+def test_a_disabled_entry_does_not_stand_for_an_enabled_copy() -> None:
+    off = read_book(book(entry(["compass"], "The compass.", enabled=False)))
+    on = read_book(book(entry(["compass"], "The compass.")))
+    assert [len(b.entries) for b in distinct_books([off, on])] == [1, 1]
+    assert fired(book(entry(["compass"], "The compass.")), "compass") == ["The compass."]
+    assert distinct_books([on, off]) == (on,)
+    assert distinct_books([off, off]) == (off,)

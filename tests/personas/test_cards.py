@@ -170,12 +170,15 @@ async def test_the_single_prompt_places_scenario_system_prompt_and_post_history(
     await Engine(root, MemoryStore(), model, RunConfig(guided=False)).run_autonomous("Hi")
     messages = model.calls[0].messages
     system = messages[0].content
-    # {{original}} became PersonaWeb's own instructions, then the card's own rule follows.
-    assert system.startswith("You are Mira Vance, speaking in a conversation.")
+    # {{original}} became PersonaWeb's own instructions, in the card's form (its greeting is
+    # narrated), then the card's own rule follows.
+    assert system.startswith("You are Mira Vance, speaking in a roleplay.")
     assert "You are talking with Joe." in system
-    assert system.index("Write only the words") < system.index("sea shanty's rhythm")
+    assert "narrate what Mira Vance does in *asterisks*" in system
+    assert system.index("never speak or act for Joe") < system.index("sea shanty's rhythm")
     assert "The situation: Joe has just come aboard the Gull" in system
-    assert "This is how you talk" in system
+    # No sample lines (they sit in the description until taken): no empty voice section either.
+    assert "This is how you talk" not in system and "(none given)" not in system
     # The post-history instructions come after the history: the last message, a system one.
     assert (messages[-1].role, messages[-1].content) == (
         "system",
@@ -208,8 +211,11 @@ async def test_the_nested_responder_gets_the_card_fields_and_the_rewriter_none()
     for card_only in ("The situation", "sea shanty", "never speak for", "1720"):
         assert card_only not in sent
     # This card's example lines sit in its description, mes_example is empty: the rewriter has
-    # none until a person takes them (the character page offers it), and says so.
-    assert "(none given)" in rewriter.messages[0].content
+    # none until a person takes them (the character page offers it), and says so (without an
+    # empty list); as the card is narrated, it restyles only the speech.
+    assert "You have no example of how Mira Vance talks" in rewriter.messages[0].content
+    assert "(none given)" not in rewriter.messages[0].content
+    assert "Keep every *action* in asterisks" in rewriter.messages[0].content
 
 
 @pytest.mark.parametrize("strategy", ["single", "nested", "linear"])
@@ -274,7 +280,8 @@ async def test_a_selective_entry_needs_its_secondary_key_and_goes_after_the_defi
     kraken = "The kraken sleeps under the Grey Reef"
     first, second = (c.messages[0].content for c in model.calls)
     assert kraken not in first
-    assert second.index("What you want:") < second.index(kraken)
+    # After the definition (the card has no goals: its last part is the situation).
+    assert second.index("The situation:") < second.index(kraken)
 
 
 async def test_lore_and_post_history_survive_fitting_to_a_small_context_window() -> None:
