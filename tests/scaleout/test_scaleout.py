@@ -149,7 +149,9 @@ def test_two_processes_share_one_session_live_through_redis_and_postgres(
 def test_the_web_suite_passes_on_postgresql(database: str) -> None:
     env = {**os.environ, "DATABASE_URL": database}
     done = subprocess.run(
-        # The embedded model's web test is about the model, not the database: it ran once.
+        # The embedded model's web test is about the model, not the database: it ran once. A
+        # test whose daphne shares the SQLite test database cannot run here, and under CI a
+        # skip fails: it is deselected.
         [
             sys.executable,
             "-m",
@@ -158,7 +160,7 @@ def test_the_web_suite_passes_on_postgresql(database: str) -> None:
             "-p",
             "no:cacheprovider",
             "-m",
-            "not embedded",
+            "not embedded and not sqlite",
             "tests/web",
         ],
         cwd=REPO,

@@ -58,6 +58,7 @@ def handshake(port: int, path: str) -> str:
         return conn.recv(4096).decode("latin-1").split("\r\n", 1)[0]
 
 
+@pytest.mark.sqlite
 def test_the_server_answers_403_and_logs_no_traceback(tmp_path):
     log = tmp_path / "daphne.log"
     server = LiveServer({**sqlite_server_env("http://127.0.0.1:9/v1")}, log)
