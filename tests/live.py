@@ -175,3 +175,31 @@ def sqlite_server_env(llm_base_url: str) -> dict[str, str]:
         "PERSONAWEB_MODEL": "scripted-model",
         "PERSONAWEB_LOG_LEVEL": "WARNING",
     }
+
+
+# --- PostgreSQL and Redis, for the scale-out tests ------------------------------------------------
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS = ("127.0.0.1", 6379)
+
+
+def scaleout_services() -> None:
+    """On CI the services are part of the machine: missing ones fail. Locally, skip."""
+    problems = []
+    try:
+        import psycopg
+
+        with psycopg.connect(dbname="postgres", connect_timeout=3, **PG):  # type: ignore[arg-type]
+            pass
+    except Exception as exc:
+        problems.append(f"PostgreSQL at 127.0.0.1:5432: {exc}")
+    try:
+        with socket.create_connection(REDIS, timeout=3) as s:
+            s.sendall(b"PING\r\n")
+            if not s.recv(16).startswith(b"+PONG"):
+                problems.append("Redis at 127.0.0.1:6379 did not answer PING")
+    except OSError as exc:
+        problems.append(f"Redis at 127.0.0.1:6379: {exc}")
+    if problems:
+        message = "scale-out services unavailable: " + "; ".join(problems)
+        pytest.skip(message)  # which fails under CI (tests/conftest.py)

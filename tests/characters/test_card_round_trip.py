@@ -38,6 +38,7 @@ from personaweb.characters.cards import (
 )
 from personaweb.characters.lorebook import normalise_book, read_book
 from personaweb.characters.sheet import MAX_MES_EXAMPLE, CharacterError, CharacterSheet
+from tests.cardkit import lore_entry
 
 NAME = "Isolde Wrenn"
 
@@ -91,17 +92,6 @@ CHARACTER_LINES = [
 ]
 
 
-def entry(keys: list[str], content: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "keys": keys,
-        "content": content,
-        "extensions": {},
-        "enabled": True,
-        "insertion_order": 100,
-        **fields,
-    }
-
-
 def atlas() -> dict[str, Any]:
     """Four entries, as a V2 card often has them: no `use_regex` (V2 has none)."""
     return {
@@ -112,8 +102,8 @@ def atlas() -> dict[str, Any]:
         "recursive_scanning": True,
         "extensions": {"other_tool": {"kept": True}},
         "entries": [
-            entry(["ledger"], "{{char}}'s ledger holds every debt owed to the Kestrel.", id=1),
-            entry(
+            lore_entry(["ledger"], "{{char}}'s ledger holds every debt owed to the Kestrel.", id=1),
+            lore_entry(
                 ["Greyhaven", "grey haven"],
                 "Greyhaven: a salt town on stilts, ruled by the Tithe Guild.",
                 id=2,
@@ -122,8 +112,10 @@ def atlas() -> dict[str, Any]:
                 secondary_keys=["guild"],
                 position="after_char",
             ),
-            entry([], "It is the wet season; storms come every night.", id=3, constant=True),
-            entry(["mutiny"], "An old wound: {{char}} was mutinied on, once.", id=4, enabled=False),
+            lore_entry([], "It is the wet season; storms come every night.", id=3, constant=True),
+            lore_entry(
+                ["mutiny"], "An old wound: {{char}} was mutinied on, once.", id=4, enabled=False
+            ),
         ],
     }
 

@@ -33,7 +33,7 @@ import pytest
 import requests
 
 from personaweb.llm.scripted_server import ScriptedOpenAIServer
-from tests.live import free_port
+from tests.live import PG, free_port, scaleout_services
 from tests.polling import eventually_sync
 from tests.readme.otlp import OtlpReceiver
 from tests.readme.readme import block, command
@@ -742,34 +742,12 @@ def test_langfuse_block_sends_traces_with_the_projects_keys(home: Path, tmp_path
 
 # --- Scale out --------------------------------------------------------------------------------
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-
-
-def _services() -> None:
-    """PostgreSQL and Redis must be up (this test never skips: it fails, saying which)."""
-    import psycopg
-
-    problems = []
-    try:
-        with psycopg.connect(dbname="postgres", connect_timeout=3, **PG):  # type: ignore[arg-type]
-            pass
-    except Exception as exc:
-        problems.append(f"PostgreSQL at 127.0.0.1:5432: {exc}")
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=3) as s:
-            s.sendall(b"PING\r\n")
-            if not s.recv(16).startswith(b"+PONG"):
-                problems.append("Redis at 127.0.0.1:6379 did not answer PING")
-    except OSError as exc:
-        problems.append(f"Redis at 127.0.0.1:6379: {exc}")
-    assert not problems, "scale-out services unavailable: " + "; ".join(problems)
-
 
 @pytest.mark.scaleout
 def test_scale_out_block_migrates_postgres_and_serves_from_two_daphnes(tmp_path: Path) -> None:
     import psycopg
 
-    _services()
+    scaleout_services()
     lines = [c.text for c in block("export DATABASE_URL")]
     name = f"personaweb_readme_{uuid.uuid4().hex[:8]}"
     one, two = free_port(), free_port()

@@ -9,7 +9,6 @@ on PostgreSQL to show the ORM store has no SQLite-only assumptions.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -20,42 +19,16 @@ from typing import Any
 import pytest
 
 from personaweb.llm.scripted_server import ScriptedOpenAIServer
-from tests.live import LiveServer, chromium_browser
+from tests.live import PG, LiveServer, chromium_browser, scaleout_services
 
 pytestmark = pytest.mark.scaleout
 
 REPO = Path(__file__).resolve().parents[2]
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-REDIS = ("127.0.0.1", 6379)
-
-
-def _services_or_skip() -> None:
-    """On CI the services are part of the machine: missing ones fail. Locally, skip."""
-    problems = []
-    try:
-        import psycopg
-
-        with psycopg.connect(dbname="postgres", connect_timeout=3, **PG):  # type: ignore[arg-type]
-            pass
-    except Exception as exc:
-        problems.append(f"PostgreSQL at 127.0.0.1:5432: {exc}")
-    try:
-        with socket.create_connection(REDIS, timeout=3) as s:
-            s.sendall(b"PING\r\n")
-            if not s.recv(16).startswith(b"+PONG"):
-                problems.append("Redis at 127.0.0.1:6379 did not answer PING")
-    except OSError as exc:
-        problems.append(f"Redis at 127.0.0.1:6379: {exc}")
-    if problems:
-        message = "scale-out services unavailable: " + "; ".join(problems)
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    _services_or_skip()
+    scaleout_services()
     import psycopg
 
     name = f"personaweb_scaleout_{uuid.uuid4().hex[:8]}"
