@@ -135,3 +135,50 @@ def as_png(card: dict[str, Any], image: bytes | None = None) -> bytes:
     payload = base64.b64encode(json.dumps(card).encode()).decode()
     keyword = "ccv3" if card.get("spec") == "chara_card_v3" else "chara"
     return png.with_text(image or png.solid_avatar("a portrait"), {keyword: payload})
+
+
+# A narrated card, written for the tests in the community's style: *actions*, a long greeting,
+# example dialogue in the description, macros everywhere, and no mood, goals or personality.
+WREN_GREETING = (
+    "*The lamp room smells of paraffin and salt. {{char}} doesn't turn from the great lens "
+    "when the trapdoor bangs open; she only lifts a hand, fingers black with soot.*\n\n"
+    '"Close that behind you, {{user}}, or the wind will have the flame." *A pause, a glance '
+    "over her shoulder, the first in a year at a face that isn't her own in the glass.* "
+    "\"You rowed out in this? Then you're either a fool or you're running. Sit. Tell me "
+    'which."'
+)
+WREN_DESCRIPTION = (
+    "{{char}} keeps the light on Gannet Rock. She talks little, notices everything, and "
+    "trusts the sea more than people.\n"
+    "<START>\n"
+    "{{user}}: Is the light still lit?\n"
+    "{{char}}: *taps the glass with one knuckle* Every night. Whether anyone sails or not.\n"
+    "<START>\n"
+    "{{user}}: Do you ever leave?\n"
+    '{{char}}: *snorts* "Leave? And who\'d wind the clockwork, you?"'
+)
+
+
+def wren_card(**data: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "name": "Wren Alder",
+        "description": WREN_DESCRIPTION,
+        "personality": "",
+        "scenario": "{{user}} has rowed to the rock in a storm.",
+        "first_mes": WREN_GREETING,
+        "mes_example": "",
+        "creator_notes": "",
+        "system_prompt": "",
+        "post_history_instructions": "",
+        "alternate_greetings": [],
+        "tags": ["lighthouse"],
+        "creator": "the tests",
+        "character_version": "1",
+        "extensions": {},
+    }
+    fields.update(data)
+    return {"spec": "chara_card_v2", "spec_version": "2.0", "data": fields}
+
+
+NOTE = {"prompt": "{{char}} is hiding a letter from {{user}}.", "depth": 2, "role": "system"}
+"""A character note (`extensions.depth_prompt`) for `wren_card`."""

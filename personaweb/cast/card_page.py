@@ -12,6 +12,7 @@ from personaweb.characters.cards import FoundLine, lines_elsewhere
 from personaweb.characters.lorebook import Lorebook, read_book
 from personaweb.characters.macros import Macros, card_macros
 from personaweb.characters.sheet import CharacterSheet
+from personaweb.personas.card_prompt import CharacterNote
 from personaweb.web.models import Character
 
 ORIGINAL_SHOWN = "[PersonaWeb's own instructions]"
@@ -41,6 +42,8 @@ class CardShown:
     book: Lorebook | None = None
     """The card's own lorebook, read."""
     warnings: list[str] = field(default_factory=list)
+    note: CharacterNote | None = None
+    """The card's character note (`extensions.depth_prompt`), as the prompts get it."""
 
 
 def shown(sheet: CharacterSheet, user: str) -> CardShown:
@@ -62,6 +65,7 @@ def shown(sheet: CharacterSheet, user: str) -> CardShown:
         alternate_greetings=macros.expand_all(sheet.alternate_greetings),
         group_greetings=macros.expand_all(sheet.group_greetings),
         sample_lines=macros.expand_all(sheet.sample_lines),
+        note=CharacterNote.of(sheet.extensions.get("depth_prompt"), macros.expand),
     )
     if not sheet.sample_lines:
         page.found_lines = [

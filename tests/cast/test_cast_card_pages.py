@@ -18,7 +18,7 @@ from personaweb.cast.sessions import SessionCards
 from personaweb.cast.store import sheet_of
 from personaweb.characters import parse_card, png
 from personaweb.web.models import Character, ChatSession
-from tests.cardkit import as_png, captain_book, community_card, lore_entry, v3_card
+from tests.cardkit import NOTE, as_png, captain_book, community_card, lore_entry, v3_card, wren_card
 
 pytestmark = pytest.mark.django_db
 
@@ -361,3 +361,15 @@ def test_a_lorebook_entry_content_is_escaped(alice_client, alice):
     book = Lorebook.objects.get(owner=alice)
     page = alice_client.get(reverse("cast:lorebook", args=[book.pk])).content.decode()
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+
+
+def test_the_page_shows_the_reply_form_and_the_character_note(alice_client, alice):
+    card = wren_card(extensions={"depth_prompt": NOTE})
+    response = upload(alice_client, "wren.json", json.dumps(card).encode(), "application/json")
+    assert response.status_code == 302
+    page = alice_client.get(response["Location"]).content.decode()
+    assert "<dt>reply form</dt><dd>narrated</dd>" in page
+    # No sample lines: it starts on single, and the page says why nested needs them.
+    assert "<dt>strategy</dt><dd>single" in page and "nested and linear need sample lines" in page
+    assert "Character note" in page and "Wren Alder is hiding a letter from alice." in page
+    assert "before the last 2 messages" in page

@@ -5,7 +5,6 @@ form, and no prompt carries an empty label; a card's character note sits at its 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 
@@ -15,50 +14,8 @@ from personaweb.characters.sheet import load_bundled
 from personaweb.llm.scripted import ScriptedChatModel
 from personaweb.personas import Engine, MemoryStore, RunConfig, dialogue_hierarchy
 from personaweb.personas.dialogue import chat_character
+from tests.cardkit import NOTE, wren_card
 from tests.personas.test_cards import calls_of, plays_every_persona
-
-# Written for these tests in the community's style: narrated, *actions*, a long greeting,
-# example dialogue in the description, macros everywhere, and no mood, goals or personality.
-GREETING = (
-    "*The lamp room smells of paraffin and salt. {{char}} doesn't turn from the great lens "
-    "when the trapdoor bangs open; she only lifts a hand, fingers black with soot.*\n\n"
-    '"Close that behind you, {{user}}, or the wind will have the flame." *A pause, a glance '
-    "over her shoulder, the first in a year at a face that isn't her own in the glass.* "
-    "\"You rowed out in this? Then you're either a fool or you're running. Sit. Tell me "
-    'which."'
-)
-DESCRIPTION = (
-    "{{char}} keeps the light on Gannet Rock. She talks little, notices everything, and "
-    "trusts the sea more than people.\n"
-    "<START>\n"
-    "{{user}}: Is the light still lit?\n"
-    "{{char}}: *taps the glass with one knuckle* Every night. Whether anyone sails or not.\n"
-    "<START>\n"
-    "{{user}}: Do you ever leave?\n"
-    '{{char}}: *snorts* "Leave? And who\'d wind the clockwork, you?"'
-)
-
-
-def wren_card(**data: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "name": "Wren Alder",
-        "description": DESCRIPTION,
-        "personality": "",
-        "scenario": "{{user}} has rowed to the rock in a storm.",
-        "first_mes": GREETING,
-        "mes_example": "",
-        "creator_notes": "",
-        "system_prompt": "",
-        "post_history_instructions": "",
-        "alternate_greetings": [],
-        "tags": ["lighthouse"],
-        "creator": "the tests",
-        "character_version": "1",
-        "extensions": {},
-    }
-    fields.update(data)
-    return {"spec": "chara_card_v2", "spec_version": "2.0", "data": fields}
-
 
 EMPTY_LABEL = re.compile(r"^[A-Z][\w ]{0,40}:[ \t]*$(?!\n(?:- |\d+\. |  ))", re.M)
 """A label with nothing after it (a list on the next lines is something)."""
@@ -150,8 +107,6 @@ async def test_a_spoken_character_keeps_its_line_and_its_stop():
 
 
 # --- the character note -----------------------------------------------------------------------
-
-NOTE = {"prompt": "{{char}} is hiding a letter from {{user}}.", "depth": 2, "role": "system"}
 
 
 @pytest.mark.parametrize("strategy", ["single", "nested"])
