@@ -8,37 +8,12 @@ import csv
 import json
 import re
 import shlex
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from personaweb.llm.scripted_server import ScriptedOpenAIServer
 from tests.readme.readme import command, commands
 from tests.readme.shell import REPO, run, said, user_env
-from tests.scripted_replies import dialogue_responder
-
-
-def answers_schemas(body: dict[str, Any]) -> str:
-    """The dialogue hierarchy's replies, and a valid decision for llm_check's structured call."""
-    system = body["messages"][0]["content"]
-    if system.startswith("You are an orchestrator with two helpers"):
-        return json.dumps({"action": "delegate", "to": "responder", "message": "Say hello."})
-    return dialogue_responder(body)
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[ScriptedOpenAIServer]:
-    with ScriptedOpenAIServer(dialect="openai", responder=answers_schemas) as server:
-        yield server
-        server.assert_no_script_errors()
-
-
-@pytest.fixture
-def env(tmp_path: Path, llm: ScriptedOpenAIServer) -> dict[str, str]:
-    return user_env(tmp_path, llm.base_url)
-
 
 # --- llm_check ------------------------------------------------------------------------------
 

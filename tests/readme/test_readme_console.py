@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,6 @@ TABLE = command('.venv/bin/python manage.py persona_chat --character "Sara Wilco
 SAVE, REPLAY = (c.text for c in block(".venv/bin/python manage.py persona_chat --hierarchy"))
 BUNDLED = [sheet.name for sheet in load_bundled()]
 STRATEGIES = ("single", "nested", "linear")
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[ScriptedOpenAIServer]:
-    with ScriptedOpenAIServer(dialect="openai", responder=dialogue_responder) as server:
-        yield server
-        server.assert_no_script_errors()
-
-
-@pytest.fixture
-def env(tmp_path: Path, llm: ScriptedOpenAIServer) -> dict[str, str]:
-    return user_env(tmp_path, llm.base_url)
 
 
 def saved(path: Path) -> dict[str, Any]:

@@ -260,7 +260,7 @@ async def send(client: Any, session: ChatSession, text: str, what: str) -> None:
     await wait_for_run(session, what)
 
 
-async def build_world(client: Any, alice: Any, llm: Any) -> World:
+async def build_world(client: Any, alice: Any, llm: Any, make_cast: Any) -> World:
     """One of everything, made through the pages (the product's own functions where no page
     makes it), with real runs on the scripted LLM."""
     # A community card (V2 JSON: narrated *actions*, a long greeting, example dialogue in the
@@ -274,20 +274,7 @@ async def build_world(client: Any, alice: Any, llm: Any) -> World:
     await post(client, reverse("cast:lorebook_import"), {"book": upload})
     book = await Lorebook.objects.aget(owner=alice)
     await post(client, reverse("cast:lorebook_attach", args=[book.pk]), {"characters": [mira.pk]})
-    cast = [
-        await Character.objects.acreate(
-            owner=alice,
-            name=name,
-            slug=name.split()[0].lower(),
-            data={
-                "name": name,
-                "description": f"{name}, a regular at the inn.",
-                "personality": "plain",
-                "sample_lines": [f"{name.split()[0]} speaking."],
-            },
-        )
-        for name in ("Ann Archer", "Bob Baker", "Cara Cole")
-    ]
+    cast = await sync_to_async(make_cast)(alice)  # Ann, Bob and Cara (tests/conftest.py)
 
     sessions: dict[str, ChatSession] = {}
     # One autonomous turn of the card per strategy; the nested chat names the person and has
@@ -1038,13 +1025,13 @@ def test_every_url_pattern_is_crawled_or_exempt():
 
 
 async def test_every_page_as_its_owner_as_a_stranger_and_as_staff(
-    async_client, alice, bob, django_user_model, monkeypatch, strict_templates
+    async_client, alice, bob, django_user_model, monkeypatch, strict_templates, make_cast
 ):
     started = time.monotonic()
     SILENT_SEEN.clear()
     with scripted_llm(monkeypatch, smoke_responder) as llm:
         await sync_to_async(async_client.force_login)(alice)
-        world = await build_world(async_client, alice, llm)
+        world = await build_world(async_client, alice, llm, make_cast)
         built = time.monotonic() - started
 
         routes = all_routes()
